@@ -1,0 +1,30 @@
+/**
+ * npm run bench: every benchmark in one run against the same Redis and
+ * database, each printing ratios against a baseline measured alongside it.
+ * Uses REDIS_URL and DATABASE_URL (defaults: the local services).
+ */
+import { setupBenchEnvironment } from './environment';
+
+async function main(): Promise<void> {
+  const env = await setupBenchEnvironment();
+  try {
+    const suites: Array<[string, () => Promise<{ run: () => Promise<void> }>]> = [
+      ['likes', () => import('./likes')],
+      ['lock', () => import('./lock')],
+      ['popular-items', () => import('./popular-items')],
+    ];
+    const only = process.argv.slice(2);
+    for (const [name, load] of suites) {
+      if (only.length > 0 && !only.includes(name)) continue;
+      const suite = await load();
+      await suite.run();
+    }
+  } finally {
+    await env.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

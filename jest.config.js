@@ -1,0 +1,26 @@
+/** @type {import('jest').Config} */
+const shared = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }],
+    '^.+\\.lua$': '<rootDir>/tests/support/lua-transform.js',
+  },
+  moduleFileExtensions: ['ts', 'js', 'json', 'lua'],
+  setupFiles: ['<rootDir>/tests/support/env.ts'],
+};
+
+module.exports = {
+  reporters: ['default', '<rootDir>/tests/support/summary-reporter.js'],
+  projects: [
+    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/tests/unit/**/*.test.ts'] },
+    {
+      ...shared,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/tests/integration/**/*.test.ts', '<rootDir>/tests/e2e/**/*.test.ts'],
+      globalSetup: '<rootDir>/tests/support/global-setup.ts',
+      globalTeardown: '<rootDir>/tests/support/global-teardown.ts',
+      testTimeout: 60000,
+    },
+  ],
+};

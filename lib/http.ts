@@ -1,0 +1,126 @@
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+} from 'aws-lambda';
+import { z } from 'zod';
+import { config } from './config';
+import { AppError, DependencyUnavailableError, InternalError, ValidationError } from './errors';
+import { logger } from './logger';
+import { isRedisUnavailable } from './redis';
+
+/**
+ * HTTP plumbing shared by every handler: parsing and validating input, and the
+ * one mapper from errors to RFC 9457 problem+json.
+ */
+
+export type HttpEvent = APIGatewayProxyEventV2 & {
+  requestContext: APIGatewayProxyEventV2['requestContext'] & {
+    authorizer?: { jwt?: { claims?: Record<string, unknown> } };
+  };
+};
+export type HttpResult = APIGatewayProxyStructuredResultV2 & { statusCode: number };
+export type HttpHandler = (event: HttpEvent, context: Context) => Promise<HttpResult>;
+
+/** Ids are integers 1 .. 2^53-1: the Data API moves bigints as JSON numbers. */
+export const MAX_ID = Number.MAX_SAFE_INTEGER;
+export const idNumber = z.number().int().min(1).max(MAX_ID);
+/** An id in a path or query: plain digits, no sign, no leading zero, no exponent. */
+export const idString = z
+  .string()
+  .regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer id')
+  .transform(Number)
+  .refine((n) => n <= MAX_ID, 'must be at most 9007199254740991');
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function problem(error: AppError): HttpResult {
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
+  // A 500 says nothing about why: its detail is fixed, the cause is logged.
+  const detail = error instanceof InternalError ? 'An unexpected error occurred.' : error.detail;
+  return {
+    statusCode: error.status,
+    headers,
+    body: JSON.stringify({ type: 'about:blank', title: error.title, status: error.status, code: error.code, detail }),
+  };
+}
+
+/** Maps anything thrown to the AppError a client may see. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (isRedisUnavailable(error)) return new DependencyUnavailableError('redis', { cause: error });
+  return new InternalError('unexpected error', { cause: error });
+}
+
+/** Wraps a handler: every throw becomes problem+json, 5xx are logged with their cause. */
+export function httpHandler(fn: HttpHandler): HttpHandler {
+  config(); // validate the environment at cold start, not on the first request
+  return async (event, context) => {
+    try {
+      return await fn(event, context);
+    } catch (thrown) {
+      const error = toAppError(thrown);
+      if (error.status >= 500) {
+        logger.error('request failed', { code: error.code, route: event.routeKey, error: error.cause ?? error });
+      }
+      return problem(error);
+    }
+  };
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+    .join('; ');
+}
+
+export function validate<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ValidationError(`${where}: ${describe(parsed.error)}`);
+  return parsed.data;
+}
+
+/** The body is JSON whatever the content type says; no body counts as not JSON. */
+export function parseBody<S extends z.ZodType>(event: HttpEvent, schema: S): z.output<S> {
+  const raw = event.body === undefined ? undefined : event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw ?? '');
+  } catch {
+    throw new ValidationError('body: is not valid JSON');
+  }
+  return validate(schema, value, 'body');
+}
+
+export function pathId(event: HttpEvent, name: string): number {
+  return validate(idString, event.pathParameters?.[name], `path ${name}`);
+}
+
+/**
+ * Query parameters from the raw query string: API Gateway joins a repeated
+ * parameter with commas in queryStringParameters, which would hide it.
+ */
+export function parseQuery<S extends z.ZodType>(event: HttpEvent, schema: S): z.output<S> {
+  const params = new URLSearchParams(event.rawQueryString ?? '');
+  const values: Record<string, string> = {};
+  for (const [key, value] of params) {
+    if (key in values) throw new ValidationError(`query ${key}: must not be repeated`);
+    values[key] = value;
+  }
+  return validate(schema, values, 'query');
+}
+
+export function header(event: HttpEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted) return value;
+  }
+  return undefined;
+}

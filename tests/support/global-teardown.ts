@@ -1,0 +1,37 @@
+import Redis from 'ioredis';
+import { Client } from 'pg';
+
+/** Stops what global-setup started and drops what the test files left behind. */
+export default async function globalTeardown(): Promise<void> {
+  const stack = globalThis.__TEST_STACK__;
+  if (!stack) return;
+  await stack.dataApi.close();
+  await dropTestDatabases(stack.services.databaseUrl);
+  await dropTestKeys(stack.services.redisUrl);
+  await stack.services.stop();
+}
+
+async function dropTestDatabases(databaseUrl: string): Promise<void> {
+  const pg = new Client({ connectionString: databaseUrl });
+  await pg.connect();
+  try {
+    const { rows } = await pg.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'");
+    for (const { datname } of rows) await pg.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  } finally {
+    await pg.end();
+  }
+}
+
+async function dropTestKeys(redisUrl: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', 't:*', 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
