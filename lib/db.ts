@@ -34,7 +34,11 @@ export type SqlParams = Readonly<Record<string, SqlValue>>;
 export interface QueryResult<Row> {
   /** Rows of a SELECT or of RETURNING, keyed by column label. */
   rows: Row[];
-  /** Rows written by an INSERT, UPDATE or DELETE. */
+  /**
+   * Rows written by an INSERT, UPDATE or DELETE, or returned by a statement
+   * that returns rows: the Data API reports numberOfRecordsUpdated = 0 for
+   * `UPDATE ... RETURNING`, so the returned rows are the count there.
+   */
   rowCount: number;
 }
 
@@ -111,10 +115,8 @@ export function createDatabase(target: DataApiTarget): Database {
       formatRecordsAs: 'JSON',
     });
     const output = await send('ExecuteStatement', () => client.send(command));
-    return {
-      rows: output.formattedRecords ? (JSON.parse(output.formattedRecords) as Row[]) : [],
-      rowCount: output.numberOfRecordsUpdated ?? 0,
-    };
+    const rows = output.formattedRecords ? (JSON.parse(output.formattedRecords) as Row[]) : [];
+    return { rows, rowCount: Math.max(output.numberOfRecordsUpdated ?? 0, rows.length) };
   }
 
   return {
