@@ -11,6 +11,8 @@ const shared = {
 };
 
 module.exports = {
+  // Only read at the top level; integration hooks start databases and stacks.
+  testTimeout: 60000,
   reporters: ['default', '<rootDir>/tests/support/summary-reporter.js'],
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/tests/unit/**/*.test.ts'] },
@@ -20,7 +22,6 @@ module.exports = {
       testMatch: ['<rootDir>/tests/integration/**/*.test.ts', '<rootDir>/tests/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/tests/support/global-setup.ts',
       globalTeardown: '<rootDir>/tests/support/global-teardown.ts',
-      testTimeout: 60000,
     },
   ],
 };

@@ -5,7 +5,10 @@ import { randomBytes } from 'node:crypto';
  * Each file gets its own database name and Redis key prefix, so files never
  * see each other's data; the services themselves come from global-setup.
  */
-const fileId = `${process.pid.toString(36)}${randomBytes(4).toString('hex')}`;
+// TEST_RUN_ID comes from global-setup, so teardown drops only this run's
+// databases and keys, never those of a run still going on beside it.
+const runId = (process.env.TEST_RUN_ID ??= randomBytes(3).toString('hex'));
+const fileId = `${runId}_${randomBytes(4).toString('hex')}`;
 
 Object.assign(process.env, {
   STAGE: 'test',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { startDataApi, type DataApiServer } from '../../local/data-api/server';
 import { assertReachable, provideServices, type Services } from './services';
 
@@ -17,6 +18,7 @@ declare global {
 }
 
 export default async function globalSetup(): Promise<void> {
+  process.env.TEST_RUN_ID = randomBytes(3).toString('hex');
   const services = await provideServices();
   await assertReachable(services.redisUrl, services.databaseUrl);
   const dataApi = await startDataApi({ databaseUrl: services.databaseUrl, port: 0 });

@@ -6,28 +6,29 @@ export default async function globalTeardown(): Promise<void> {
   const stack = globalThis.__TEST_STACK__;
   if (!stack) return;
   await stack.dataApi.close();
-  await dropTestDatabases(stack.services.databaseUrl);
-  await dropTestKeys(stack.services.redisUrl);
+  const runId = process.env.TEST_RUN_ID!;
+  await dropTestDatabases(stack.services.databaseUrl, runId);
+  await dropTestKeys(stack.services.redisUrl, runId);
   await stack.services.stop();
 }
 
-async function dropTestDatabases(databaseUrl: string): Promise<void> {
+async function dropTestDatabases(databaseUrl: string, runId: string): Promise<void> {
   const pg = new Client({ connectionString: databaseUrl });
   await pg.connect();
   try {
-    const { rows } = await pg.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'");
+    const { rows } = await pg.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`t_${runId}_`]);
     for (const { datname } of rows) await pg.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
   } finally {
     await pg.end();
   }
 }
 
-async function dropTestKeys(redisUrl: string): Promise<void> {
+async function dropTestKeys(redisUrl: string, runId: string): Promise<void> {
   const redis = new Redis(redisUrl);
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', 't:*', 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `t:${runId}_*`, 'COUNT', 1000);
       if (keys.length > 0) await redis.unlink(...keys);
       cursor = next;
     } while (cursor !== '0');

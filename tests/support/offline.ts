@@ -1,0 +1,116 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { projectRoot } from '../../local/env';
+
+/**
+ * The API through serverless-offline, started the way `npm start` starts it
+ * (local/start.ts), for e2e test files. By default it serves the calling
+ * file's database (DB_NAME, created and migrated by createTestDatabase())
+ * through the test run's Data API endpoint, with the file's Redis key prefix,
+ * on free ports and without the demo data. `env` overrides any of that; an
+ * undefined value unsets the variable.
+ */
+export interface OfflineStack {
+  baseUrl: string;
+  /** Stops the stack and everything it started; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const STARTUP_TIMEOUT_MS = 60_000;
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+
+export async function startOfflineStack(env: Record<string, string | undefined> = {}): Promise<OfflineStack> {
+  const [port, lambdaPort, dataApiPort] = await freePorts(3);
+  // Each stack bundles into its own folder: stacks of parallel test files
+  // would otherwise overwrite each other's bundles. Inside .esbuild, which
+  // every stack's file watcher ignores.
+  const workFolder = join('.esbuild', `e2e-${randomBytes(4).toString('hex')}`);
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    LAMBDA_PORT: String(lambdaPort),
+    DATA_API_PORT: String(dataApiPort),
+    SEED_DEMO_DATA: 'false',
+    ESBUILD_WORK_FOLDER: workFolder,
+  };
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete childEnv[name];
+    else childEnv[name] = value;
+  }
+
+  // Its own process group, so stop() reaches serverless-offline too.
+  const child = spawn(process.execPath, ['--import', 'tsx', join('local', 'start.ts')], {
+    cwd: projectRoot,
+    env: childEnv,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+    if (process.env.TEST_DEBUG) process.stderr.write(chunk);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<string>((done) => child.once('exit', (code, signal) => done(signal ?? `code ${code}`)));
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      signalGroup(child.pid!, 'SIGTERM');
+      await Promise.race([exited, sleep(SHUTDOWN_TIMEOUT_MS)]);
+      signalGroup(child.pid!, 'SIGKILL'); // whatever did not stop in time
+      await rm(join(projectRoot, workFolder), { recursive: true, force: true });
+    })();
+    return stopped;
+  };
+
+  const baseUrl = `http://127.0.0.1:${port}`;
+  try {
+    await untilHealthy(baseUrl, exited);
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n--- local/start.ts output ---\n${output}`);
+  }
+  return { baseUrl, stop };
+}
+
+async function untilHealthy(baseUrl: string, exited: Promise<string>): Promise<void> {
+  let exit: string | undefined;
+  void exited.then((how) => (exit = how));
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (exit) throw new Error(`the local stack exited during startup (${exit})`);
+    try {
+      const response = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(5000) });
+      if (response.status === 200) return;
+      last = `${response.status} ${await response.text()}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(200);
+  }
+  throw new Error(`GET ${baseUrl}/health did not answer 200 within ${STARTUP_TIMEOUT_MS / 1000} s (last: ${last})`);
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Ports free right now, held together so they are distinct. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => net.createServer());
+  await Promise.all(servers.map((server) => new Promise<void>((done) => server.listen(0, '127.0.0.1', done))));
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((done) => server.close(done))));
+  return ports;
+}
