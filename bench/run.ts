@@ -3,7 +3,14 @@
  * database, each printing ratios against a baseline measured alongside it.
  * Uses REDIS_URL and DATABASE_URL (defaults: the local services).
  */
+import { readFileSync } from 'node:fs';
 import { setupBenchEnvironment } from './environment';
+
+// tsx has no text loader: load lua/*.lua as source text, as esbuild
+// (serverless.yml) and jest (tests/support/lua-transform.js) do.
+require.extensions['.lua'] = (module, filename) => {
+  module.exports = { __esModule: true, default: readFileSync(filename, 'utf8') };
+};
 
 async function main(): Promise<void> {
   const env = await setupBenchEnvironment();

@@ -1,0 +1,31 @@
+-- like: adds a user to a post's like set and, only when the user was not in
+-- it yet, counts one more received like for the post's author.
+-- KEYS[1] likes:{u:<authorId>}:post:<postId>  SET of the ids of users who like the post
+-- KEYS[2] likes:{u:<authorId>}:received       the author's received-like count (absent = 0)
+-- ARGV[1] the liking user's id
+-- Reply:  {changed (1 when this call added the like, else 0), the post's like count},
+--         or an error reply starting with CORRUPT, with nothing written.
+--
+-- Redis keeps whatever a failing script wrote before the failure, so every
+-- check that could fail runs before the first write.
+
+local setType = redis.call('TYPE', KEYS[1]).ok
+if setType ~= 'set' and setType ~= 'none' then
+  return redis.error_reply('CORRUPT ' .. KEYS[1] .. ' holds a ' .. setType .. ', not a set')
+end
+
+-- INCR takes only a canonical integer (no sign, no leading zero); 18 digits
+-- cannot overflow it.
+local counterType = redis.call('TYPE', KEYS[2]).ok
+if counterType ~= 'none' then
+  local count = counterType == 'string' and redis.call('GET', KEYS[2]) or ''
+  if not (count == '0' or (#count <= 18 and count:match('^[1-9]%d*$'))) then
+    return redis.error_reply('CORRUPT ' .. KEYS[2] .. ' does not hold a like count')
+  end
+end
+
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+if added == 1 then
+  redis.call('INCR', KEYS[2])
+end
+return { added, redis.call('SCARD', KEYS[1]) }
