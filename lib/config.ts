@@ -52,6 +52,30 @@ const schema = z.object({
   JWT_AUDIENCE: z.string().min(1),
 
   BUSINESS_TIMEZONE: timeZone.default('Asia/Seoul'),
+
+  /**
+   * Points (lib/points, lib/lock): a holder's lease on the user's lock,
+   * renewed while it works; short, so a holder that died frees the lock soon.
+   */
+  POINT_LOCK_LEASE_MS: positiveInt(5000),
+  /**
+   * How long a request waits for the user's lock before 409 LOCK_TIMEOUT.
+   * Room for a burst of ~200 requests of one user served one at a time at
+   * 20-40 ms each (one Data API call), leaving the statement 7 s of the
+   * function's 15 s timeout, and well under API Gateway's 30 s.
+   */
+  POINT_LOCK_WAIT_BUDGET_MS: positiveInt(8000),
+  /** Longest life of the "still running" marker of an Idempotency-Key (never beyond the Lambda's). */
+  IDEMPOTENCY_MARKER_TTL_MS: positiveInt(15000),
+
+  /** Cache-aside (lib/cache): how long one filler may hold a value's lock. */
+  CACHE_LOCK_TTL_MS: positiveInt(5000),
+  /** How long the other callers wait for that fill before asking the database themselves. */
+  CACHE_WAIT_BUDGET_MS: positiveInt(1500),
+  /** How often a waiting caller looks for the filled value. */
+  CACHE_POLL_INTERVAL_MS: positiveInt(25),
+  /** Up to this much is added to each TTL at random, so values do not all expire at once. */
+  CACHE_TTL_JITTER_MS: positiveInt(60000),
 });
 
 export type Env = z.input<typeof schema>;
@@ -81,6 +105,14 @@ export interface Config {
   };
   jwt: { issuer: string; audience: string };
   businessTimeZone: string;
+  pointLock: { leaseMs: number; waitBudgetMs: number };
+  idempotency: { markerTtlMs: number };
+  cache: {
+    lockTtlMs: number;
+    waitBudgetMs: number;
+    pollIntervalMs: number;
+    ttlJitterMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -120,6 +152,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     },
     jwt: { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
     businessTimeZone: e.BUSINESS_TIMEZONE,
+    pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS },
+    idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS },
+    cache: {
+      lockTtlMs: e.CACHE_LOCK_TTL_MS,
+      waitBudgetMs: e.CACHE_WAIT_BUDGET_MS,
+      pollIntervalMs: e.CACHE_POLL_INTERVAL_MS,
+      ttlJitterMs: e.CACHE_TTL_JITTER_MS,
+    },
   };
 }
 

@@ -6,6 +6,7 @@ import { handler as chargeHandler } from '../../functions/charge';
 import { handler as payHandler } from '../../functions/pay';
 import { createDatabase, type Database } from '../../lib/db';
 import type { HttpResult } from '../../lib/http';
+import type { PointsDeps } from '../../lib/points';
 import { bodyOf, httpEvent, lambdaContext } from './events';
 
 /** Shared by the points, orders and lock test files. */
@@ -22,12 +23,42 @@ export function callPay(userId: number | undefined, body: unknown, headers: Reco
   return payHandler(httpEvent({ routeKey: 'POST /orders', body, headers, userId }), lambdaContext());
 }
 
+/** How a request was answered: its status, and whether it was an Idempotency-Key replay. */
+export function answer(result: HttpResult): { status: number; replayed: boolean } {
+  return { status: result.statusCode, replayed: result.headers?.['idempotent-replayed'] === 'true' };
+}
+
 export function expectProblem(result: HttpResult, status: number, code: string): void {
   expect({ status: result.statusCode, type: result.headers?.['content-type'], body: bodyOf(result) }).toEqual({
     status,
     type: 'application/problem+json',
     body: expect.objectContaining({ type: 'about:blank', status, code }),
   });
+}
+
+export const idempotencyKey = (value: string) => ({ 'Idempotency-Key': value });
+
+/**
+ * Rows with ids no other test of the file uses, so tests need no cleanup.
+ * Takes a getter because the test database exists only from beforeAll on.
+ */
+export function freshRows(pg: () => Client) {
+  let next = 1;
+  const id = () => next++;
+  return {
+    /** An id that has no row yet. */
+    id,
+    async user(balance: number): Promise<number> {
+      const userId = id();
+      await insertUser(pg(), userId, balance);
+      return userId;
+    },
+    async item(price: number, stock: number): Promise<number> {
+      const itemId = id();
+      await insertItem(pg(), itemId, price, stock);
+      return itemId;
+    },
+  };
 }
 
 export async function insertUser(pg: Client, id: number, balance: number): Promise<void> {
@@ -63,9 +94,20 @@ export function deferred(): { promise: Promise<void>; resolve(): void } {
   return { promise, resolve };
 }
 
-/** A Redis client of the test's key prefix on its own connection, which a test may cut. */
-export function separateRedis(): Redis {
-  return new Redis(process.env.REDIS_URL!, { keyPrefix: process.env.REDIS_KEY_PREFIX, maxRetriesPerRequest: 0, disconnectTimeout: 10 });
+/**
+ * Holder A of the fencing scenario: starts a balance change (`start` gets
+ * the dependencies to use), lets it take the user's lock with a short lease,
+ * then stalls it right before its database write and cuts its Redis
+ * connection, as a frozen Lambda: its lease can no longer be renewed and
+ * runs out. `resume` lets it write, with its old fencing token.
+ */
+export async function stalledHolder<T>(database: Database, start: (deps: PointsDeps) => Promise<T>): Promise<{ outcome: Promise<T>; resume(): void }> {
+  const ownConnection = new Redis(process.env.REDIS_URL!, { keyPrefix: process.env.REDIS_KEY_PREFIX, maxRetriesPerRequest: 0, disconnectTimeout: 10 });
+  const gated = gatedDatabase(database);
+  const outcome = start({ redis: ownConnection, database: gated.database, lock: { leaseMs: 200 } });
+  await gated.entered;
+  ownConnection.disconnect();
+  return { outcome, resume: gated.open };
 }
 
 /** A Redis nobody answers at. */

@@ -1,0 +1,19 @@
+import { callerId } from '../lib/auth';
+import { httpHandler, json } from '../lib/http';
+import { httpReply, parseKeyedRequest } from '../lib/idempotency';
+import { CHARGE_ROUTE, chargePoints, chargeRequest, getBalance } from '../lib/points';
+
+/**
+ * GET /points: 200 { userId, balance }.
+ * POST /points/charge: 200 { userId, charged, balance, historyId }; optional Idempotency-Key.
+ */
+export const handler = httpHandler(async (event, context) => {
+  const userId = callerId(event);
+  if (event.routeKey === 'GET /points') return json(200, await getBalance(userId));
+  const { body, idempotency } = parseKeyedRequest(event, chargeRequest, CHARGE_ROUTE);
+  const reply = await chargePoints(
+    { userId, amount: body.amount, idempotency },
+    { remainingTimeMs: () => context.getRemainingTimeInMillis() },
+  );
+  return httpReply(reply);
+});

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import claimSource from '../lua/idempotency-claim.lua';
+import { IdempotencyInProgressError, IdempotencyKeyReusedError } from './errors';
+import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from './http';
+import { logger } from './logger';
+import { luaScript, runScript, type RedisClient } from './redis';
+
+/**
+ * Idempotency-Key (API.md), scoped to (user, route, key).
+ *
+ * The reply to a successful request is stored by the same database statement
+ * as its effect (see PRIOR_REPLY and rememberReply), so it exists exactly
+ * when the effect committed: a crash between the commit and the response
+ * cannot lead a retry to charge twice. That statement runs under the user's
+ * point lock, which makes its look-up of an earlier reply race-free.
+ *
+ * A Redis marker, held while the request runs, only turns a concurrent
+ * duplicate into an immediate 409 (or 422 when its body differs) instead of
+ * a wait for the lock; correctness never depends on it.
+ */
+
+/** The answer to a request: fresh, or the stored first answer replayed. */
+export interface Reply<Body> {
+  status: number;
+  body: Body;
+  replayed: boolean;
+}
+
+export interface IdempotencyKey {
+  /** e.g. 'POST /orders': the same key on another route is another key. */
+  route: string;
+  key: string;
+  /** SHA-256 of the body's canonical JSON: the same JSON value, the same hash. */
+  requestHash: string;
+}
+
+const keyHeader = z.string().regex(/^[!-~]{1,255}$/, 'must be 1 to 255 characters from ! to ~ (no spaces)');
+
+/**
+ * A POST's body and Idempotency-Key, checked in the contract's order: the
+ * body (400), then the header (400). The hash covers the whole body as sent,
+ * unknown fields included.
+ */
+export function parseKeyedRequest<S extends z.ZodType>(
+  event: HttpEvent,
+  schema: S,
+  route: string,
+): { body: z.output<S>; idempotency: IdempotencyKey | undefined } {
+  const sent = parseBody(event, z.unknown());
+  const body = validate(schema, sent, 'body');
+  const key = header(event, 'idempotency-key');
+  if (key === undefined) return { body, idempotency: undefined };
+  return { body, idempotency: { route, key: validate(keyHeader, key, 'Idempotency-Key header'), requestHash: requestHash(sent) } };
+}
+
+export function requestHash(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/** JSON with object keys sorted at every depth: equal JSON values, equal text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([name, field]) => `${JSON.stringify(name)}:${canonicalJson(field)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function httpReply(reply: Reply<unknown>): HttpResult {
+  return json(reply.status, reply.body, reply.replayed ? { 'idempotent-replayed': 'true' } : {});
+}
+
+const claimScript = luaScript('idempotencyClaim', 1, claimSource);
+
+/**
+ * Runs fn with the key's "still running" marker set. A duplicate arriving
+ * meanwhile gets 409 IDEMPOTENCY_IN_PROGRESS, or 422 when its body differs.
+ * Costs two Redis round trips (claim, delete), only for keyed requests.
+ *
+ * The marker lives at most ttlMs: a request killed mid-way blocks retries of
+ * its key no longer than that, after which the stored reply (or its absence)
+ * decides.
+ */
+export async function withRunningMarker<T>(
+  scope: string,
+  idempotency: IdempotencyKey | undefined,
+  ttlMs: number,
+  client: RedisClient,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!idempotency) return fn();
+  const marker = `idem:${scope}:${idempotency.route}:${idempotency.key}`;
+  const running = await runScript<string | null>(claimScript, [marker], [idempotency.requestHash, Math.max(1, Math.floor(ttlMs))], client);
+  if (running !== null) {
+    if (running !== idempotency.requestHash) throw reusedKey();
+    throw new IdempotencyInProgressError('a request with this Idempotency-Key is still being processed');
+  }
+  try {
+    return await fn();
+  } finally {
+    await client.del(marker).catch((error: Error) => logger.warn('idempotency marker not deleted; it will expire', { error: error.message }));
+  }
+}
+
+const reusedKey = () => new IdempotencyKeyReusedError('this Idempotency-Key was used with a different request');
+
+/**
+ * SQL shared by the statements that apply a keyed request: the CTE `prior`
+ * finds the stored reply, if any. Parameters: :userId, :route, :key (null
+ * without a key).
+ */
+export const PRIOR_REPLY = `prior AS (
+    SELECT request_hash, status_code, response_body
+    FROM idempotency_keys
+    WHERE user_id = :userId AND route = :route AND idempotency_key = CAST(:key AS text)
+  )`;
+
+/**
+ * The CTE `remembered` stores the body of the CTE `receipt` (which has a row
+ * only when the effect was written) under the key, with :requestHash.
+ *
+ * No ON CONFLICT: `prior` reads the statement's snapshot, so a statement
+ * that waited on the users row behind another using the same key (possible
+ * only when a lease expired mid-way) misses that key's reply. The primary
+ * key then aborts the whole statement, effect included; the client's retry
+ * gets the replay.
+ */
+export function rememberReply(status: number): string {
+  return `remembered AS (
+    INSERT INTO idempotency_keys (user_id, route, idempotency_key, request_hash, status_code, response_body)
+    SELECT :userId, :route, CAST(:key AS text), CAST(:requestHash AS text), ${status}, receipt.body
+    FROM receipt
+    WHERE CAST(:key AS text) IS NOT NULL
+  )`;
+}
+
+export function keyParams(route: string, idempotency: IdempotencyKey | undefined) {
+  return { route, key: idempotency?.key ?? null, requestHash: idempotency?.requestHash ?? null };
+}
+
+/** The columns PRIOR_REPLY adds to a statement's reply. */
+export interface PriorReply {
+  request_hash: string | null;
+  status_code: number | null;
+  response_body: string | null;
+}
+
+/** The stored first reply, or 422 when the key first came with another request. */
+export function replayOf<Body>(prior: PriorReply, idempotency: IdempotencyKey): Reply<Body> {
+  if (prior.request_hash !== idempotency.requestHash) throw reusedKey();
+  return { status: prior.status_code!, body: JSON.parse(prior.response_body!) as Body, replayed: true };
+}
