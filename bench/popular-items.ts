@@ -1,0 +1,109 @@
+import Redis from 'ioredis';
+import { businessDate } from '../lib/business-time';
+import { cacheKeys, evictGroup } from '../lib/cache';
+import { config } from '../lib/config';
+import { db, type Queryable } from '../lib/db';
+import { logger } from '../lib/logger';
+import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItemsQuery } from '../lib/popular-items';
+import { redis } from '../lib/redis';
+import { measure, report, reportLatency, section } from './harness';
+
+/**
+ * Popular items through the service code: a cache hit against a raw GET of
+ * the same value, a miss (and an answer with Redis down) against the bare
+ * ranking query it has to run, and the database statements that 1,000
+ * concurrent requests over 10 variants cost on a cold cache.
+ */
+
+const ITEMS = 200;
+const ORDERS = 20_000;
+const DAYS_OF_ORDERS = 40;
+
+export async function run(): Promise<void> {
+  section('popular-items: cache-aside over the ranking query');
+  await seed();
+  const timeZone = config().businessTimeZone;
+  try {
+    await measureHit(timeZone);
+    await measureMiss(timeZone);
+    await countQueries();
+  } finally {
+    // The bench environment drops its database, not its Redis keys.
+    await evictGroup('popular-items');
+  }
+}
+
+/** Orders of up to three lines (popular items skewed low) over 40 days, a tenth of them not PAID. */
+async function seed(): Promise<void> {
+  await db().query(
+    `INSERT INTO items (id, name, price, stock) SELECT n, 'item ' || n, 100 * n, 1000 FROM generate_series(1, :items) AS n`,
+    { items: ITEMS },
+  );
+  await db().query(
+    `INSERT INTO orders (user_id, status, total_amount, created_at)
+     SELECT 1 + n % 1000, CASE WHEN n % 10 = 0 THEN 'CANCELLED' ELSE 'PAID' END, 0,
+            now() - random() * (:days * interval '1 day')
+     FROM generate_series(1, :orders) AS n`,
+    { orders: ORDERS, days: DAYS_OF_ORDERS },
+  );
+  await db().query(
+    `INSERT INTO order_items (order_id, item_id, quantity, unit_price)
+     SELECT DISTINCT ON (order_id, item_id) order_id, item_id, quantity, 0
+     FROM (SELECT o.id AS order_id, 1 + floor(power(random(), 2) * :items)::int AS item_id, 1 + (o.id + line) % 5 AS quantity
+           FROM orders o CROSS JOIN generate_series(1, 3) AS line) AS lines`,
+    { items: ITEMS },
+  );
+  await db().query('ANALYZE orders');
+  await db().query('ANALYZE order_items');
+  report('data', `${ITEMS} items, ${ORDERS} orders x 3 lines over ${DAYS_OF_ORDERS} days`);
+}
+
+async function measureHit(timeZone: string): Promise<void> {
+  const today = businessDate(new Date(), timeZone);
+  await popularItems(DEFAULT_QUERY);
+  const key = cacheKeys('popular-items').value(`${today}:${DEFAULT_QUERY.days}:${DEFAULT_QUERY.limit}`);
+
+  const rawGet = await measure(() => redis().get(key));
+  const hit = await measure(() => popularItems(DEFAULT_QUERY));
+  reportLatency('raw GET of the cached body (baseline)', rawGet);
+  reportLatency('hit: popularItems() (1 EVALSHA + JSON.parse)', hit, rawGet);
+}
+
+async function measureMiss(timeZone: string): Promise<void> {
+  // Each call is a day later, so each one misses and ranks a new window.
+  let day = 0;
+  const nextDay = () => new Date(Date.now() + ++day * 86_400_000);
+  const query = () => rankPopularItems(db(), DEFAULT_QUERY, businessDate(nextDay(), timeZone), timeZone);
+  const bare = await measure(query, 200, 20);
+  const miss = await measure(() => popularItems(DEFAULT_QUERY, { now: nextDay }), 200, 20);
+  reportLatency('ranking query alone through the Data API (baseline)', bare);
+  reportLatency('miss: popularItems() (lock, query, store)', miss, bare);
+
+  // Redis lost: the client keeps reconnecting to a port where nothing listens.
+  const lost = new Redis('redis://127.0.0.1:1', { lazyConnect: true, retryStrategy: () => 1000 }).on('error', () => undefined);
+  await lost.connect().catch(() => undefined);
+  const level = logger.getLevelName();
+  logger.setLogLevel('ERROR'); // the degraded path warns on every answer
+  const degraded = await measure(() => popularItems(DEFAULT_QUERY, { redis: lost, now: nextDay }), 200, 20);
+  logger.setLogLevel(level);
+  lost.disconnect();
+  reportLatency('Redis down: popularItems() from the database', degraded, bare);
+}
+
+/** 1,000 requests, 100 in flight at a time, spread over 10 variants, starting cold. */
+async function countQueries(): Promise<void> {
+  await evictGroup('popular-items');
+  let queries = 0;
+  const database: Queryable = {
+    query(sql, params) {
+      queries++;
+      return db().query(sql, params);
+    },
+  };
+  const variants: PopularItemsQuery[] = Array.from({ length: 10 }, (_, i) => ({ days: 1 + i, limit: 5 }));
+  const requests = 1000;
+  for (let sent = 0; sent < requests; sent += 100) {
+    await Promise.all(Array.from({ length: 100 }, (_, i) => popularItems(variants[(sent + i) % variants.length]!, { database })));
+  }
+  report(`database queries per ${requests} requests, ${variants.length} variants, cold`, `${queries} (uncached: ${requests})`);
+}

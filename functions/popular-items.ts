@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { callerId } from '../lib/auth';
+import { httpHandler, json, parseQuery } from '../lib/http';
+import { DEFAULT_QUERY, MAX_DAYS, MAX_LIMIT, popularItems } from '../lib/popular-items';
+
+/** A plain decimal integer 1 .. max (no sign, no leading zero, no exponent), or the default when absent. */
+const count = (max: number, fallback: number) =>
+  z
+    .string()
+    .regex(/^[1-9][0-9]*$/, `must be an integer from 1 to ${max}`)
+    .transform(Number)
+    .refine((n) => n <= max, `must be an integer from 1 to ${max}`)
+    .default(fallback);
+
+const querySchema = z.object({
+  days: count(MAX_DAYS, DEFAULT_QUERY.days),
+  limit: count(MAX_LIMIT, DEFAULT_QUERY.limit),
+});
+
+/** GET /items/popular?days=&limit=: the same answer for every caller, but a token is still required. */
+export const handler = httpHandler(async (event) => {
+  callerId(event);
+  const query = parseQuery(event, querySchema);
+  return json(200, await popularItems(query));
+});

@@ -1,0 +1,187 @@
+import Redis from 'ioredis';
+import { handler as evict } from '../../functions/evict-popular-items';
+import { handler as getPopular } from '../../functions/popular-items';
+import { addDays, businessDate } from '../../lib/business-time';
+import { cacheKeys, evictGroup, type CacheSettings } from '../../lib/cache';
+import { config } from '../../lib/config';
+import type { Queryable } from '../../lib/db';
+import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items';
+import { closeRedis, redis } from '../../lib/redis';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bodyOf, httpEvent, lambdaContext } from '../support/events';
+
+/**
+ * Popular items served cache-aside from real Redis, computed through the real
+ * Data API path: the cache hides new rows until the midnight eviction, a cold
+ * stampede costs one query, the eviction drops every variant and re-warms,
+ * and Redis being down only costs speed.
+ */
+
+let t: TestDatabase;
+const keys = cacheKeys('popular-items');
+const zone = 'Asia/Seoul';
+const today = () => businessDate(new Date(), zone);
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  await t.pg.query(`INSERT INTO items (id, name, price, stock) VALUES (1, 'Americano', 4500, 100), (2, 'Latte', 5000, 100), (3, 'Bagel', 3200, 100)`);
+});
+
+afterAll(async () => {
+  await t.close();
+  await closeRedis();
+});
+
+beforeEach(async () => {
+  await t.pg.query('TRUNCATE orders, order_items');
+  await evictGroup('popular-items');
+});
+
+/** An order of `quantity` × item at noon yesterday in Seoul, by PostgreSQL's calendar. */
+async function sellYesterday(itemId: number, quantity: number): Promise<void> {
+  await t.pg.query(
+    `WITH o AS (
+       INSERT INTO orders (user_id, total_amount, created_at)
+       VALUES (1, 0, ((now() AT TIME ZONE $3)::date - 1 + time '12:00') AT TIME ZONE $3)
+       RETURNING id)
+     INSERT INTO order_items (order_id, item_id, quantity, unit_price) SELECT id, $1, $2, 0 FROM o`,
+    [itemId, quantity, zone],
+  );
+}
+
+/** The real Data API database, counting the statements sent through it. */
+function countingDatabase(): Queryable & { queries: number } {
+  return {
+    queries: 0,
+    query(sql, params) {
+      this.queries++;
+      return t.db.query(sql, params);
+    },
+  };
+}
+
+/** A generous wait budget, so a slow machine cannot turn waiters into extra queries. */
+const patient: CacheSettings = { ...config().cache, waitBudgetMs: 30_000 };
+
+async function getDefault(): Promise<PopularItems> {
+  const result = await getPopular(httpEvent({ routeKey: 'GET /items/popular', userId: 7 }), lambdaContext());
+  expect(result.statusCode).toBe(200);
+  return bodyOf<PopularItems>(result);
+}
+
+it('answers the 3 days before today, hides later rows until the eviction, then shows them', async () => {
+  await sellYesterday(2, 4);
+
+  const first = await getDefault();
+  expect(first).toEqual({
+    days: 3,
+    limit: 5,
+    from: addDays(today(), -3),
+    to: addDays(today(), -1),
+    items: [{ rank: 1, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 4 }],
+  });
+
+  await sellYesterday(1, 9);
+  expect(await getDefault()).toEqual(first);
+
+  await evict();
+  expect((await getDefault()).items).toEqual([
+    { rank: 1, itemId: 1, name: 'Americano', price: 4500, soldQuantity: 9 },
+    { rank: 2, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 4 },
+  ]);
+});
+
+it('sends exactly one ranking query for 100 concurrent requests on a cold cache, across instances', async () => {
+  await sellYesterday(3, 2);
+  const database = countingDatabase();
+  // Four Lambda instances: four connections, sharing nothing but Redis.
+  const instances = Array.from({ length: 4 }, () => new Redis(config().redis.url, { keyPrefix: config().redis.keyPrefix }));
+  try {
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => popularItems(DEFAULT_QUERY, { database, redis: instances[i % 4], cacheSettings: patient })),
+    );
+
+    expect(database.queries).toBe(1);
+    expect(new Set(answers.map((answer) => JSON.stringify(answer))).size).toBe(1);
+    expect(answers[0]!.items).toEqual([{ rank: 1, itemId: 3, name: 'Bagel', price: 3200, soldQuantity: 2 }]);
+  } finally {
+    instances.forEach((instance) => instance.disconnect());
+  }
+});
+
+it('sends one query per variant when a stampede asks for ten variants at once', async () => {
+  const database = countingDatabase();
+  const variants = Array.from({ length: 10 }, (_, i) => ({ days: 1 + (i % 5), limit: 1 + Math.floor(i / 5) }));
+
+  await Promise.all(
+    Array.from({ length: 200 }, (_, i) => popularItems(variants[i % 10]!, { database, cacheSettings: patient })),
+  );
+
+  expect(database.queries).toBe(10);
+});
+
+it('keeps variants for another business date apart, and the TTL ends after the next midnight', async () => {
+  const database = countingDatabase();
+  const noonKst = new Date('2024-03-10T03:00:00Z');
+
+  const answer = await popularItems(DEFAULT_QUERY, { database, now: () => noonKst });
+
+  expect(answer).toMatchObject({ from: '2024-03-07', to: '2024-03-09' });
+  const ttl = await redis().pttl(keys.value('2024-03-10:3:5'));
+  // 12 hours to midnight KST, plus at most the jitter.
+  expect(ttl).toBeGreaterThan(12 * 3_600_000 - 60_000);
+  expect(ttl).toBeLessThanOrEqual(12 * 3_600_000 + config().cache.ttlJitterMs);
+  await popularItems(DEFAULT_QUERY, { database, now: () => noonKst });
+  expect(database.queries).toBe(1);
+});
+
+describe('evict-popular-items', () => {
+  it('drops every cached variant of every date, then re-warms the default one', async () => {
+    await sellYesterday(1, 5);
+    const older = () => new Date('2024-03-10T03:00:00Z');
+    await Promise.all([
+      popularItems({ days: 1, limit: 5 }),
+      popularItems({ days: 30, limit: 50 }),
+      popularItems(DEFAULT_QUERY),
+      popularItems(DEFAULT_QUERY, { now: older }),
+    ]);
+
+    const summary = await evict();
+
+    expect(summary).toEqual({ evicted: 4, warmed: { days: 3, limit: 5, from: addDays(today(), -3), to: addDays(today(), -1), items: 1 } });
+    const prefixed = (key: string) => `${config().redis.keyPrefix}${key}`;
+    expect(await redis().smembers(keys.registry)).toEqual([prefixed(keys.value(`${today()}:3:5`))]);
+    expect(await redis().exists(keys.value(`${today()}:1:5`), keys.value(`${today()}:30:50`), keys.value('2024-03-10:3:5'))).toBe(0);
+
+    // The first caller of the day is served without a query.
+    const database = countingDatabase();
+    expect((await popularItems(DEFAULT_QUERY, { database })).items).toEqual([{ rank: 1, itemId: 1, name: 'Americano', price: 4500, soldQuantity: 5 }]);
+    expect(database.queries).toBe(0);
+  });
+
+  it('is harmless to run twice', async () => {
+    await sellYesterday(2, 1);
+    const before = await popularItems(DEFAULT_QUERY);
+
+    const first = await evict();
+    const second = await evict();
+
+    expect(first.evicted).toBe(1);
+    expect(second).toEqual({ ...first, evicted: 1 }); // only the value the first run warmed
+    expect(await redis().scard(keys.registry)).toBe(1);
+    expect(await popularItems(DEFAULT_QUERY)).toEqual(before);
+  });
+});
+
+it('answers from the database when Redis is down, instead of failing', async () => {
+  await sellYesterday(1, 3);
+  // Nothing listens on port 1; with no retry strategy the client gives up by itself, leaving nothing to close.
+  const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null }).on('error', () => {});
+  const database = countingDatabase();
+
+  const answer = await popularItems(DEFAULT_QUERY, { database, redis: down });
+
+  expect(answer).toEqual(await rankPopularItems(t.db, DEFAULT_QUERY, today(), zone));
+  expect(answer.items).toHaveLength(1);
+  expect(database.queries).toBe(1);
+});

@@ -1,0 +1,174 @@
+import { handler } from '../../functions/popular-items';
+import { cacheKeys, evictGroup } from '../../lib/cache';
+import { rankPopularItems } from '../../lib/popular-items';
+import { closeRedis, redis } from '../../lib/redis';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bodyOf, httpEvent, lambdaContext } from '../support/events';
+
+/**
+ * The ranking (one SQL statement through the real Data API path) around
+ * business-day boundaries, and the input rules of GET /items/popular. Caching
+ * and the clock's today are in popular-items-cache.test.ts.
+ * Asia/Seoul is UTC+9: 23:59 KST on day D is 14:59 UTC on D, and 00:00 KST on
+ * D+1 is 15:00 UTC on D.
+ */
+
+let t: TestDatabase;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await t.close();
+  await closeRedis();
+});
+
+beforeEach(async () => {
+  await t.pg.query('TRUNCATE items, orders, order_items');
+  await evictGroup('popular-items');
+});
+
+async function addItems(...ids: number[]): Promise<void> {
+  for (const id of ids) {
+    await t.pg.query('INSERT INTO items (id, name, price, stock) VALUES ($1, $2, $3, 100)', [id, `Item ${id}`, id * 100]);
+  }
+}
+
+/** One order at `createdAt` (an instant) with `lines` of itemId → quantity. */
+async function addOrder(createdAt: string, lines: Record<number, number>, status = 'PAID'): Promise<void> {
+  const { rows } = await t.pg.query<{ id: string }>(
+    'INSERT INTO orders (user_id, status, total_amount, created_at) VALUES (1, $1, 0, $2) RETURNING id',
+    [status, createdAt],
+  );
+  for (const [itemId, quantity] of Object.entries(lines)) {
+    await t.pg.query('INSERT INTO order_items (order_id, item_id, quantity, unit_price) VALUES ($1, $2, $3, 0)', [rows[0]!.id, itemId, quantity]);
+  }
+}
+
+const item = (rank: number, itemId: number, soldQuantity: number) => ({ rank, itemId, name: `Item ${itemId}`, price: itemId * 100, soldQuantity });
+
+describe('the ranking', () => {
+  const seoul = (query: { days: number; limit: number }, today = '2024-03-10') => rankPopularItems(t.db, query, today, 'Asia/Seoul');
+
+  it('counts 00:00 .. 23:59 KST of each day before today, whatever day UTC says', async () => {
+    await addItems(1, 2, 3, 4);
+    await addOrder('2024-03-09T14:59:59Z', { 1: 2 }); // 23:59:59 KST on the 9th: yesterday
+    await addOrder('2024-03-09T15:00:00Z', { 2: 5 }); // 00:00 KST on the 10th: today, not counted
+    await addOrder('2024-03-08T15:00:00Z', { 3: 1 }); // 00:00 KST on the 9th: yesterday
+    await addOrder('2024-03-08T14:59:59Z', { 4: 9 }); // 23:59:59 KST on the 8th: two days ago
+
+    expect(await seoul({ days: 1, limit: 5 })).toEqual({
+      days: 1,
+      limit: 5,
+      from: '2024-03-09',
+      to: '2024-03-09',
+      items: [item(1, 1, 2), item(2, 3, 1)],
+    });
+    expect(await seoul({ days: 2, limit: 5 })).toEqual({
+      days: 2,
+      limit: 5,
+      from: '2024-03-08',
+      to: '2024-03-09',
+      items: [item(1, 4, 9), item(2, 1, 2), item(3, 3, 1)],
+    });
+  });
+
+  it('with days=30 reaches back to 00:00 KST 30 days before today, across a leap day', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-02-08T15:00:00Z', { 1: 1 }); // 00:00 KST on Feb 9: the first day counted
+    await addOrder('2024-02-08T14:59:59Z', { 2: 7 }); // 23:59:59 KST on Feb 8: one day too old
+
+    expect(await seoul({ days: 30, limit: 5 })).toEqual({ days: 30, limit: 5, from: '2024-02-09', to: '2024-03-09', items: [item(1, 1, 1)] });
+  });
+
+  it('sums quantities over orders, ranks ties to the lower item id and stops at the limit', async () => {
+    await addItems(1, 2, 5, 9, 10);
+    await addOrder('2024-03-09T03:00:00Z', { 9: 5, 5: 3, 1: 4 });
+    await addOrder('2024-03-09T04:00:00Z', { 5: 2, 2: 5, 10: 1 });
+
+    expect((await seoul({ days: 1, limit: 50 })).items).toEqual([item(1, 2, 5), item(2, 5, 5), item(3, 9, 5), item(4, 1, 4), item(5, 10, 1)]);
+    expect((await seoul({ days: 1, limit: 3 })).items).toEqual([item(1, 2, 5), item(2, 5, 5), item(3, 9, 5)]);
+  });
+
+  it('counts PAID orders only', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-03-09T03:00:00Z', { 1: 1 });
+    for (const status of ['PENDING', 'CANCELLED', 'REFUNDED', 'paid']) await addOrder('2024-03-09T03:00:00Z', { 2: 10 }, status);
+
+    expect((await seoul({ days: 3, limit: 5 })).items).toEqual([item(1, 1, 1)]);
+  });
+
+  it('lists nothing when nothing sold in the window', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-03-10T03:00:00Z', { 1: 3 }); // today
+    await addOrder('2024-02-01T03:00:00Z', { 2: 3 }); // long ago
+
+    expect(await seoul({ days: 3, limit: 5 })).toEqual({ days: 3, limit: 5, from: '2024-03-07', to: '2024-03-09', items: [] });
+  });
+
+  it('skips a line whose item no longer exists without losing a place', async () => {
+    await addItems(1);
+    await addOrder('2024-03-09T03:00:00Z', { 1: 1, 77: 50 });
+
+    expect((await seoul({ days: 1, limit: 1 })).items).toEqual([item(1, 1, 1)]);
+  });
+
+  it('lets PostgreSQL place the day boundaries of a DST zone', async () => {
+    // New York, 2024-03-10: EST (UTC-5) until 02:00, then EDT (UTC-4); the day has 23 hours.
+    await addItems(1, 2, 3, 4);
+    await addOrder('2024-03-10T04:59:59Z', { 1: 1 }); // 23:59:59 EST on the 9th
+    await addOrder('2024-03-10T05:00:00Z', { 2: 1 }); // 00:00 EST on the 10th
+    await addOrder('2024-03-11T03:59:59Z', { 3: 1 }); // 23:59:59 EDT on the 10th
+    await addOrder('2024-03-11T04:00:00Z', { 4: 1 }); // 00:00 EDT on the 11th: today
+
+    const ranking = await rankPopularItems(t.db, { days: 1, limit: 5 }, '2024-03-11', 'America/New_York');
+    expect(ranking.items.map((row) => row.itemId)).toEqual([2, 3]);
+  });
+});
+
+describe('GET /items/popular', () => {
+  const routeKey = 'GET /items/popular';
+  const get = (rawQueryString: string) => handler(httpEvent({ routeKey, rawQueryString, userId: 7 }), lambdaContext());
+
+  it('takes days 1 .. 30 and limit 1 .. 50, and ignores unknown parameters', async () => {
+    for (const [query, days, limit] of [['days=1&limit=1', 1, 1], ['days=30&limit=50&sort=asc', 30, 50], ['limit=7', 3, 7]] as const) {
+      const result = await get(query);
+      expect(result.statusCode).toBe(200);
+      expect(bodyOf(result)).toMatchObject({ days, limit, items: [] });
+    }
+  });
+
+  it.each([
+    'days=0',
+    'days=31',
+    'limit=0',
+    'limit=51',
+    'days=',
+    'days=abc',
+    'days=-1',
+    'days=%2B3',
+    'days=03',
+    'days=1.5',
+    'days=1e1',
+    'days=%203',
+    'limit=99999999999999999999999',
+    'days=3&days=3',
+    'limit=5&limit=6',
+  ])('rejects %s with a 400 problem and caches nothing', async (query) => {
+    const result = await get(query);
+
+    expect(result.statusCode).toBe(400);
+    expect(result.headers?.['content-type']).toBe('application/problem+json');
+    expect(bodyOf(result)).toMatchObject({ type: 'about:blank', status: 400, code: 'VALIDATION_ERROR' });
+    expect(await redis().exists(cacheKeys('popular-items').registry)).toBe(0);
+  });
+
+  it('needs a token even though the answer is the same for everyone', async () => {
+    const result = await handler(httpEvent({ routeKey, userId: undefined }), lambdaContext());
+
+    expect(result.statusCode).toBe(401);
+    expect(result.headers?.['content-type']).toBe('application/problem+json');
+    expect(bodyOf(result)).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+  });
+});
