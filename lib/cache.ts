@@ -24,7 +24,7 @@ import { luaScript, redis, runScript, type RedisClient } from './redis';
 
 const getOrLockScript = luaScript('cacheGetOrLock', 2, getOrLockSource);
 const fillScript = luaScript('cacheFill', 3, fillSource);
-/** lib/lock's holder-only release: the fill lock's token is as unique per holder as a fence. */
+/** lib/lock's holder-only release: the fill lock's value is its holder's random token too. */
 const releaseScript = luaScript('lockRelease', 1, releaseSource);
 const evictScript = luaScript('cacheEvict', 1, evictSource);
 

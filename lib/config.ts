@@ -45,8 +45,12 @@ const schema = z.object({
   DB_NAME: z.string().min(1),
   /** Only for the local stack and tests: the local Data API endpoint. */
   DATA_API_ENDPOINT: z.url().optional(),
-  /** Total time spent retrying DatabaseResumingException (Aurora waking up). */
-  DB_RESUME_BUDGET_MS: positiveInt(20000),
+  /**
+   * Total time spent retrying DatabaseResumingException (Aurora Serverless v2
+   * waking from auto-pause takes about 15 s). Kept well inside the functions'
+   * timeouts: past it the client gets 503 with Retry-After and retries.
+   */
+  DB_RESUME_BUDGET_MS: positiveInt(5000),
 
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),

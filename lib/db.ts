@@ -182,10 +182,13 @@ const unavailableNames = new Set([
 const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN']);
 
 function isDatabaseUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (unavailableNames.has(error.name)) return true;
-  const code = (error as { code?: unknown }).code;
+  // Duck-typed: Node's network errors can come from another realm (the SDK
+  // re-wraps them, and test runners use their own), failing `instanceof Error`.
+  if (typeof error !== 'object' || error === null) return false;
+  if (unavailableNames.has(String((error as { name?: unknown }).name))) return true;
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
   if (typeof code === 'string' && networkCodes.has(code)) return true;
+  if (cause !== undefined && cause !== error && isDatabaseUnavailable(cause)) return true;
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return status !== undefined && status >= 500;
 }

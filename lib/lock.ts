@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import acquireSource from '../lua/lock-acquire.lua';
 import extendSource from '../lua/lock-extend.lua';
@@ -48,6 +49,8 @@ export class LockLostError extends LockTimeoutError {
 /** A held lock. */
 export interface Lease {
   readonly key: string;
+  /** Random, the lock's value while held: only its holder may release or renew it. */
+  readonly token: string;
   /** The fencing token: greater than every token issued for this key before. */
   readonly fence: number;
 }
@@ -99,18 +102,19 @@ export type Attempt = { acquired: true; lease: Lease } | { acquired: false; held
 
 /** One attempt, no waiting. When the lock is held, says how long its lease still runs. */
 export async function tryAcquire(key: string, leaseMs: number, client: RedisClient = redis()): Promise<Attempt> {
-  const [fence, heldForMs] = await runScript<[number, number]>(acquireScript, [key, `${key}:fence`], [leaseMs, FENCE_COUNTER_TTL_MS], client);
-  return fence > 0 ? { acquired: true, lease: { key, fence } } : { acquired: false, heldForMs };
+  const token = randomUUID();
+  const [fence, heldForMs] = await runScript<[number, number]>(acquireScript, [key, `${key}:fence`], [leaseMs, FENCE_COUNTER_TTL_MS, token], client);
+  return fence > 0 ? { acquired: true, lease: { key, token, fence } } : { acquired: false, heldForMs };
 }
 
 /** Renews the lease; false when the lock is no longer this holder's. */
 export async function extendLock(lease: Lease, leaseMs: number, client: RedisClient = redis()): Promise<boolean> {
-  return (await runScript<number>(extendScript, [lease.key], [lease.fence, leaseMs], client)) === 1;
+  return (await runScript<number>(extendScript, [lease.key], [lease.token, leaseMs], client)) === 1;
 }
 
 /** Frees the lock; false when it was no longer this holder's (the lease had expired). */
 export async function releaseLock(lease: Lease, client: RedisClient = redis()): Promise<boolean> {
-  return (await runScript<number>(releaseScript, [lease.key], [lease.fence], client)) === 1;
+  return (await runScript<number>(releaseScript, [lease.key], [lease.token], client)) === 1;
 }
 
 /**

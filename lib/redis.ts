@@ -131,9 +131,11 @@ const unavailableMessages = [
 
 /** Does this error mean "Redis cannot be reached right now" (a 503, not a bug)? */
 export function isRedisUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (error.name === 'MaxRetriesPerRequestError' || error.name === 'ClusterAllFailedError') return true;
-  const code = (error as { code?: unknown }).code;
+  // Duck-typed: socket errors may come from another realm (test runners),
+  // failing `instanceof Error`.
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, code, message } = error as { name?: unknown; code?: unknown; message?: unknown };
+  if (name === 'MaxRetriesPerRequestError' || name === 'ClusterAllFailedError') return true;
   if (typeof code === 'string' && unavailableCodes.has(code)) return true;
-  return unavailableMessages.some((message) => error.message.includes(message));
+  return typeof message === 'string' && unavailableMessages.some((text) => message.includes(text));
 }

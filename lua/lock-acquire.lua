@@ -1,8 +1,9 @@
 -- Takes a lock and issues its fencing token in one step: no holder runs
 -- without a token, and no token is issued without the lock.
 -- KEYS[1]: the lock; KEYS[2]: its fencing counter (same hash tag, same slot)
--- ARGV[1]: lease in ms; ARGV[2]: how long the counter is kept, in ms
--- Reply: {token, 0} when taken (the lock's value is the token), or
+-- ARGV[1]: lease in ms; ARGV[2]: how long the counter is kept, in ms;
+-- ARGV[3]: the holder's random token (the lock's value; release and extend check it)
+-- Reply: {fencing token, 0} when taken, or
 --        {0, ms left on the current holder's lease} when held.
 local held_for = redis.call('PTTL', KEYS[1])
 if held_for ~= -2 then
@@ -22,5 +23,5 @@ if token < now then
   redis.call('SET', KEYS[2], string.format('%.0f', token))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[1], string.format('%.0f', token), 'PX', ARGV[1])
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
 return {token, 0}

@@ -52,7 +52,7 @@ describe('release and extend', () => {
   it('only the holder releases or extends', async () => {
     const key = freshKey();
     const held = await acquireLock(key, { leaseMs: 5000 });
-    const impostor = { key, fence: held.fence - 1 };
+    const impostor = { ...held, token: 'not-the-holder' };
     expect(await releaseLock(impostor)).toBe(false);
     expect(await extendLock(impostor, 60_000)).toBe(false);
     expect(await redis().pttl(key)).toBeLessThanOrEqual(5000);
@@ -68,7 +68,7 @@ describe('release and extend', () => {
     await sleep(60);
     const current = await acquireLock(key, { leaseMs: 5000 });
     expect(await releaseLock(stale)).toBe(false);
-    expect(await redis().get(key)).toBe(String(current.fence));
+    expect(await redis().get(key)).toBe(current.token);
   });
 });
 
@@ -132,7 +132,7 @@ describe('withLock', () => {
   it('passes the fencing token to fn and releases after fn returns', async () => {
     const key = freshKey();
     const fence = await withLock(key, async (lease) => {
-      expect(await redis().get(key)).toBe(String(lease.fence));
+      expect(await redis().get(key)).toBe(lease.token);
       return lease.fence;
     });
     expect(fence).toBeGreaterThan(0);
@@ -151,7 +151,7 @@ describe('withLock', () => {
       key,
       async (lease) => {
         await sleep(600); // four leases
-        expect(await redis().get(key)).toBe(String(lease.fence));
+        expect(await redis().get(key)).toBe(lease.token);
         expect((await tryAcquire(key, 1000)).acquired).toBe(false);
       },
       { leaseMs: 150 },
