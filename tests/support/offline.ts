@@ -4,7 +4,20 @@ import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { closeRedis } from '../../lib/redis';
 import { projectRoot } from '../../local/env';
+import { createTestDatabase, type TestDatabase } from './database';
+
+export interface OfflineStack {
+  baseUrl: string;
+  /** Stops the stack and everything it started; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const STARTUP_TIMEOUT_MS = 60_000;
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+/** For a hook or test that starts a stack: bundling and booting it, not a speed expectation. */
+export const STACK_TIMEOUT_MS = 120_000;
 
 /**
  * The API through serverless-offline, started the way `npm start` starts it
@@ -14,33 +27,20 @@ import { projectRoot } from '../../local/env';
  * on free ports and without the demo data. `env` overrides any of that; an
  * undefined value unsets the variable.
  */
-export interface OfflineStack {
-  baseUrl: string;
-  /** Stops the stack and everything it started; safe to call twice. */
-  stop(): Promise<void>;
-}
-
-const STARTUP_TIMEOUT_MS = 60_000;
-const SHUTDOWN_TIMEOUT_MS = 15_000;
-
 export async function startOfflineStack(env: Record<string, string | undefined> = {}): Promise<OfflineStack> {
   const [port, lambdaPort, dataApiPort] = await freePorts(3);
   // Each stack bundles into its own folder: stacks of parallel test files
   // would otherwise overwrite each other's bundles. Inside .esbuild, which
   // every stack's file watcher ignores.
   const workFolder = join('.esbuild', `e2e-${randomBytes(4).toString('hex')}`);
-  const childEnv: NodeJS.ProcessEnv = {
-    ...process.env,
+  const childEnv = envWith({
     PORT: String(port),
     LAMBDA_PORT: String(lambdaPort),
     DATA_API_PORT: String(dataApiPort),
     SEED_DEMO_DATA: 'false',
     ESBUILD_WORK_FOLDER: workFolder,
-  };
-  for (const [name, value] of Object.entries(env)) {
-    if (value === undefined) delete childEnv[name];
-    else childEnv[name] = value;
-  }
+    ...env,
+  });
 
   // Its own process group, so stop() reaches serverless-offline too.
   const child = spawn(process.execPath, ['--import', 'tsx', join('local', 'start.ts')], {
@@ -62,7 +62,7 @@ export async function startOfflineStack(env: Record<string, string | undefined> 
   const stop = () => {
     stopped ??= (async () => {
       signalGroup(child.pid!, 'SIGTERM');
-      await Promise.race([exited, sleep(SHUTDOWN_TIMEOUT_MS)]);
+      await Promise.race([exited, sleep(SHUTDOWN_TIMEOUT_MS, undefined, { ref: false })]);
       signalGroup(child.pid!, 'SIGKILL'); // whatever did not stop in time
       await rm(join(projectRoot, workFolder), { recursive: true, force: true });
     })();
@@ -77,6 +77,38 @@ export async function startOfflineStack(env: Record<string, string | undefined> 
     throw new Error(`${(error as Error).message}\n--- local/start.ts output ---\n${output}`);
   }
   return { baseUrl, stop };
+}
+
+export interface E2eFile {
+  /** The file's database (see createTestDatabase). */
+  readonly database: TestDatabase;
+  readonly baseUrl: string;
+}
+
+/**
+ * The usual e2e file: its database, and a stack serving it, from before its
+ * first test until after its last.
+ */
+export function useOfflineStack(): E2eFile {
+  let database: TestDatabase | undefined;
+  let stack: OfflineStack | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    stack = await startOfflineStack();
+  }, STACK_TIMEOUT_MS);
+  afterAll(async () => {
+    await stack?.stop();
+    await database?.close();
+    await closeRedis();
+  });
+  return {
+    get database() {
+      return database!;
+    },
+    get baseUrl() {
+      return stack!.baseUrl;
+    },
+  };
 }
 
 async function untilHealthy(baseUrl: string, exited: Promise<string>): Promise<void> {
@@ -96,6 +128,13 @@ async function untilHealthy(baseUrl: string, exited: Promise<string>): Promise<v
     await sleep(200);
   }
   throw new Error(`GET ${baseUrl}/health did not answer 200 within ${STARTUP_TIMEOUT_MS / 1000} s (last: ${last})`);
+}
+
+/** This process's environment with these changes; undefined unsets. */
+export function envWith(changes: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...changes };
+  for (const [name, value] of Object.entries(changes)) if (value === undefined) delete env[name];
+  return env;
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

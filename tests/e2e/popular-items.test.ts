@@ -1,0 +1,77 @@
+import { handler as evictPopularItems } from '../../functions/evict-popular-items';
+import { addDays, businessDate } from '../../lib/business-time';
+import { createLocalToken } from '../../lib/local-token';
+import { closeRedis } from '../../lib/redis';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startOfflineStack, type OfflineStack } from '../support/offline';
+
+/**
+ * GET /items/popular over HTTP through serverless-offline (Asia/Seoul, the
+ * default zone). The eviction runs in this process, on the same database and
+ * Redis key prefix as the stack, as the scheduler would run it at midnight.
+ */
+
+let t: TestDatabase;
+let stack: OfflineStack;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  await t.pg.query(`INSERT INTO items (id, name, price, stock) VALUES (1, 'Americano', 4500, 100), (2, 'Latte', 5000, 100)`);
+  stack = await startOfflineStack();
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await t.close();
+  await closeRedis();
+});
+
+async function get(path: string, userId?: number): Promise<{ status: number; type: string | null; body: unknown }> {
+  const headers: Record<string, string> = userId === undefined ? {} : { authorization: `Bearer ${await createLocalToken(userId)}` };
+  const response = await fetch(stack.baseUrl + path, { headers });
+  return { status: response.status, type: response.headers.get('content-type'), body: await response.json() };
+}
+
+/** Seoul has no DST: 24 hours ago is always yesterday there. */
+async function sellYesterday(itemId: number, quantity: number): Promise<void> {
+  const { rows } = await t.pg.query<{ id: string }>(`INSERT INTO orders (user_id, total_amount, created_at) VALUES (1, 0, now() - interval '1 day') RETURNING id`);
+  await t.pg.query('INSERT INTO order_items (order_id, item_id, quantity, unit_price) VALUES ($1, $2, $3, 0)', [rows[0]!.id, itemId, quantity]);
+}
+
+it('serves the default ranking from the cache until the eviction, then the new one', async () => {
+  await sellYesterday(2, 4);
+  const today = businessDate(new Date(), 'Asia/Seoul');
+
+  const first = await get('/items/popular', 1);
+  expect(first).toEqual({
+    status: 200,
+    type: expect.stringContaining('application/json'),
+    body: { days: 3, limit: 5, from: addDays(today, -3), to: addDays(today, -1), items: [{ rank: 1, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 4 }] },
+  });
+
+  await sellYesterday(1, 9);
+  expect((await get('/items/popular?days=3&limit=5', 2)).body).toEqual(first.body);
+
+  await evictPopularItems();
+  expect(await get('/items/popular', 1)).toMatchObject({
+    status: 200,
+    body: {
+      items: [
+        { rank: 1, itemId: 1, name: 'Americano', price: 4500, soldQuantity: 9 },
+        { rank: 2, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 4 },
+      ],
+    },
+  });
+});
+
+it('answers problem+json: 400 for a bad days or limit, 401 without a token', async () => {
+  const cases: Array<[string, number | undefined, number, string]> = [
+    ['/items/popular?days=31', 1, 400, 'VALIDATION_ERROR'],
+    ['/items/popular?limit=05', 1, 400, 'VALIDATION_ERROR'],
+    ['/items/popular?days=1&days=2', 1, 400, 'VALIDATION_ERROR'],
+    ['/items/popular', undefined, 401, 'UNAUTHORIZED'],
+  ];
+  for (const [path, userId, status, code] of cases) {
+    expect(await get(path, userId)).toEqual({ status, type: expect.stringContaining('application/problem+json'), body: expect.objectContaining({ status, code }) });
+  }
+});
