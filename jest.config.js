@@ -3,7 +3,7 @@ const shared = {
   preset: 'ts-jest',
   testEnvironment: 'node',
   transform: {
-    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }],
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
     '^.+\\.lua$': '<rootDir>/tests/support/lua-transform.js',
   },
   moduleFileExtensions: ['ts', 'js', 'json', 'lua'],

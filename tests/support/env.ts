@@ -22,6 +22,8 @@ Object.assign(process.env, {
   JWT_ISSUER: 'http://127.0.0.1/local-issuer',
   JWT_AUDIENCE: 'local',
   POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'SILENT',
+  // Lambda runs Node 22; the SDK's notice about this machine's Node 20 is noise here.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 });
 process.env.REDIS_URL ??= 'redis://127.0.0.1:6379';
 process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/test';
