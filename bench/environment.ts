@@ -30,7 +30,6 @@ export async function setupBenchEnvironment(): Promise<{ close(): Promise<void> 
     REDIS_KEY_PREFIX: `bench:${name}:`,
     JWT_ISSUER: 'http://127.0.0.1/local-issuer',
     JWT_AUDIENCE: 'local',
-    POWERTOOLS_LOG_LEVEL: 'ERROR',
   });
   await migrate(db());
   return {

@@ -3,6 +3,7 @@
  * database, each printing ratios against a baseline measured alongside it.
  * Uses REDIS_URL and DATABASE_URL (defaults: the local services).
  */
+import './quiet';
 import { readFileSync } from 'node:fs';
 import { setupBenchEnvironment } from './environment';
 
