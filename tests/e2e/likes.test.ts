@@ -1,29 +1,8 @@
-import { createLocalToken } from '../../lib/local-token';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startOfflineStack, type OfflineStack } from '../support/offline';
+import { useOfflineStack } from '../support/offline';
 
 /** The Likes routes over HTTP, through serverless-offline and the same bundles as in AWS. */
 
-let t: TestDatabase;
-let stack: OfflineStack;
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-  stack = await startOfflineStack();
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await t.close();
-  await closeRedis();
-});
-
-async function request(method: string, path: string, userId?: number): Promise<{ status: number; type: string | null; body: unknown }> {
-  const headers: Record<string, string> = userId === undefined ? {} : { authorization: `Bearer ${await createLocalToken(userId)}` };
-  const response = await fetch(stack.baseUrl + path, { method, headers });
-  return { status: response.status, type: response.headers.get('content-type'), body: await response.json() };
-}
+const { database: t, request } = useOfflineStack();
 
 it('serves every Likes route', async () => {
   await t.pg.query('INSERT INTO posts (id, author_id) VALUES (10, 20)');

@@ -1,53 +1,17 @@
-import { createLocalToken } from '../../lib/local-token';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startOfflineStack, type OfflineStack } from '../support/offline';
+import { useOfflineStack } from '../support/offline';
 import { insertItem, insertUser } from '../support/points';
 
 /** The Points routes over HTTP, through serverless-offline and the same bundles as in AWS. */
 
-// Bundling and starting serverless-offline, not a speed expectation.
-const STACK_TIMEOUT_MS = 120_000;
+const { database: t, request } = useOfflineStack();
 
-let t: TestDatabase;
-let stack: OfflineStack;
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-  stack = await startOfflineStack();
-}, STACK_TIMEOUT_MS);
-
-afterAll(async () => {
-  await stack?.stop();
-  await t?.close();
-  await closeRedis();
-});
-
-interface Answer {
-  status: number;
-  type: string | null;
-  replayed: string | null;
-  retryAfter: string | null;
-  body: Record<string, unknown>;
-}
-
-async function send(method: string, path: string, userId: number | undefined, body?: string | object, idempotencyKey?: string): Promise<Answer> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (userId !== undefined) headers.authorization = `Bearer ${await createLocalToken(userId)}`;
-  if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
-  const response = await fetch(stack.baseUrl + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+/** With an Idempotency-Key when given; answers Idempotent-Replayed and Retry-After too. */
+const send = (method: string, path: string, userId: number | undefined, body?: string | object, idempotencyKey?: string) =>
+  request(method, path, userId, {
+    body,
+    headers: idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey },
+    report: { replayed: 'idempotent-replayed', retryAfter: 'retry-after' },
   });
-  return {
-    status: response.status,
-    type: response.headers.get('content-type'),
-    replayed: response.headers.get('idempotent-replayed'),
-    retryAfter: response.headers.get('retry-after'),
-    body: (await response.json()) as Record<string, unknown>,
-  };
-}
 
 const problemOf = (status: number, code: string) => ({
   status,

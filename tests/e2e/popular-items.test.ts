@@ -1,9 +1,6 @@
 import { handler as evictPopularItems } from '../../functions/evict-popular-items';
 import { addDays, businessDate } from '../../lib/business-time';
-import { createLocalToken } from '../../lib/local-token';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startOfflineStack, type OfflineStack } from '../support/offline';
+import { useOfflineStack } from '../support/offline';
 
 /**
  * GET /items/popular over HTTP through serverless-offline (Asia/Seoul, the
@@ -11,26 +8,13 @@ import { startOfflineStack, type OfflineStack } from '../support/offline';
  * Redis key prefix as the stack, as the scheduler would run it at midnight.
  */
 
-let t: TestDatabase;
-let stack: OfflineStack;
+const { database: t, request } = useOfflineStack();
 
 beforeAll(async () => {
-  t = await createTestDatabase();
   await t.pg.query(`INSERT INTO items (id, name, price, stock) VALUES (1, 'Americano', 4500, 100), (2, 'Latte', 5000, 100)`);
-  stack = await startOfflineStack();
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  await t.close();
-  await closeRedis();
 });
 
-async function get(path: string, userId?: number): Promise<{ status: number; type: string | null; body: unknown }> {
-  const headers: Record<string, string> = userId === undefined ? {} : { authorization: `Bearer ${await createLocalToken(userId)}` };
-  const response = await fetch(stack.baseUrl + path, { headers });
-  return { status: response.status, type: response.headers.get('content-type'), body: await response.json() };
-}
+const get = (path: string, userId?: number) => request('GET', path, userId);
 
 /** Seoul has no DST: 24 hours ago is always yesterday there. */
 async function sellYesterday(itemId: number, quantity: number): Promise<void> {

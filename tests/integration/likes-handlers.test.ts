@@ -4,8 +4,7 @@ import { handler as likeStatusHandler } from '../../functions/like-status';
 import { handler as unlikeHandler } from '../../functions/unlike';
 import type { HttpHandler } from '../../lib/http';
 import { receivedLikesKey } from '../../lib/likes';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext, type EventInput } from '../support/events';
 
 /** The like handlers called as API Gateway would call them, against real Redis and PostgreSQL. */
@@ -22,18 +21,9 @@ const handlers: Record<string, HttpHandler> = {
   [RECEIVED]: likeStatusHandler,
 };
 
-let t: TestDatabase;
+const t = useTestDatabase();
 let nextId = 1;
 const freshId = () => nextId++;
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await t.close();
-  await closeRedis();
-});
 
 async function insertPost(authorId = freshId(), postId = freshId()): Promise<{ postId: number; authorId: number }> {
   await t.pg.query('INSERT INTO posts (id, author_id) VALUES ($1, $2)', [postId, authorId]);

@@ -11,8 +11,7 @@ import {
   type LikesDeps,
 } from '../../lib/likes';
 import { createPostAuthors, postAuthorKey } from '../../lib/post-authors';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { useTestDatabase } from '../support/database';
 
 /**
  * The likes service against real Redis and PostgreSQL (through the Data API).
@@ -20,21 +19,18 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
  */
 
 const prefix = process.env.REDIS_KEY_PREFIX!;
-let t: TestDatabase;
+const t = useTestDatabase();
 /** Sees keys exactly as stored: no key prefix. */
 let raw: Redis;
 let nextId = 1000;
 const freshId = () => nextId++;
 
 beforeAll(async () => {
-  t = await createTestDatabase();
   raw = new Redis(process.env.REDIS_URL!);
 });
 
 afterAll(async () => {
   raw.disconnect();
-  await t.close();
-  await closeRedis();
 });
 
 async function insertPost(authorId = freshId(), postId = freshId()): Promise<{ postId: number; authorId: number }> {

@@ -2,24 +2,14 @@ import { problem, toAppError } from '../../lib/http';
 import { LockLostError } from '../../lib/lock';
 import { payOrder } from '../../lib/orders';
 import { chargePoints } from '../../lib/points';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
 import { answer, callCharge, callPay, expectProblem, freshRows, idempotencyKey, pointsState, stalledHolder } from '../support/points';
 
 /** POST /orders against real Redis and PostgreSQL (through the Data API). */
 
-let t: TestDatabase;
+const t = useTestDatabase();
 const fresh = freshRows(() => t.pg);
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await t.close();
-  await closeRedis();
-});
 
 it('takes stock and points at database prices and writes the order, its lines and a history row', async () => {
   const userId = await fresh.user(10_000);

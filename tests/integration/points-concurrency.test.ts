@@ -2,8 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Database } from '../../lib/db';
 import { payOrder } from '../../lib/orders';
 import { chargePoints } from '../../lib/points';
-import { closeRedis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { useTestDatabase } from '../support/database';
 import { callCharge, callPay, expectProblem, insertItem, insertUser } from '../support/points';
 
 /**
@@ -12,16 +11,7 @@ import { callCharge, callPay, expectProblem, insertItem, insertUser } from '../s
  * exact, and nearly all requests must get the lock in time.
  */
 
-let t: TestDatabase;
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await t.close();
-  await closeRedis();
-});
+const t = useTestDatabase();
 
 it('100 charges and 100 payments at once: exact balance, history, stock; at least 90% succeed', async () => {
   const userId = 1;

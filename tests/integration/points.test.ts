@@ -3,8 +3,8 @@ import { problem, toAppError } from '../../lib/http';
 import { requestHash } from '../../lib/idempotency';
 import { acquireLock, LockLostError, releaseLock } from '../../lib/lock';
 import { chargePoints, pointLockKey } from '../../lib/points';
-import { closeRedis, redis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { redis } from '../../lib/redis';
+import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
 import {
   answer,
@@ -23,17 +23,8 @@ import {
 
 /** GET /points and POST /points/charge against real Redis and PostgreSQL (through the Data API). */
 
-let t: TestDatabase;
+const t = useTestDatabase();
 const fresh = freshRows(() => t.pg);
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await t.close();
-  await closeRedis();
-});
 
 describe('GET /points', () => {
   it('answers the caller’s balance', async () => {

@@ -6,8 +6,8 @@ import { cacheKeys, evictGroup, type CacheSettings } from '../../lib/cache';
 import { config } from '../../lib/config';
 import type { Queryable } from '../../lib/db';
 import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items';
-import { closeRedis, redis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { redis } from '../../lib/redis';
+import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 
 /**
@@ -17,19 +17,13 @@ import { bodyOf, httpEvent, lambdaContext } from '../support/events';
  * and Redis being down only costs speed.
  */
 
-let t: TestDatabase;
+const t = useTestDatabase();
 const keys = cacheKeys('popular-items');
 const zone = 'Asia/Seoul';
 const today = () => businessDate(new Date(), zone);
 
 beforeAll(async () => {
-  t = await createTestDatabase();
   await t.pg.query(`INSERT INTO items (id, name, price, stock) VALUES (1, 'Americano', 4500, 100), (2, 'Latte', 5000, 100), (3, 'Bagel', 3200, 100)`);
-});
-
-afterAll(async () => {
-  await t.close();
-  await closeRedis();
 });
 
 beforeEach(async () => {

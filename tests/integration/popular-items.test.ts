@@ -1,8 +1,8 @@
 import { handler } from '../../functions/popular-items';
 import { cacheKeys, evictGroup } from '../../lib/cache';
 import { rankPopularItems } from '../../lib/popular-items';
-import { closeRedis, redis } from '../../lib/redis';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { redis } from '../../lib/redis';
+import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 
 /**
@@ -13,16 +13,7 @@ import { bodyOf, httpEvent, lambdaContext } from '../support/events';
  * D+1 is 15:00 UTC on D.
  */
 
-let t: TestDatabase;
-
-beforeAll(async () => {
-  t = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await t.close();
-  await closeRedis();
-});
+const t = useTestDatabase();
 
 beforeEach(async () => {
   await t.pg.query('TRUNCATE items, orders, order_items');

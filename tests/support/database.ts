@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { migrate } from '../../db/migrate';
 import { db, type Database } from '../../lib/db';
+import { closeRedis } from '../../lib/redis';
 
 /**
  * Gives the calling test file its own migrated database (named by
@@ -29,4 +30,39 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await pg.connect();
   await migrate(db());
   return { db: db(), pg, close: () => pg.end() };
+}
+
+/** The file's database as useTestDatabase() hands it out: there from beforeAll on. */
+export interface TestDatabaseHandle {
+  readonly db: Database;
+  readonly pg: Client;
+}
+
+/**
+ * The usual integration test file's setup: its database (createTestDatabase)
+ * from before its first test until after its last, when this process's Redis
+ * connection (lib/redis) is closed too. Read `db` and `pg` in hooks and
+ * tests, not at the top level: they exist only once beforeAll has run.
+ */
+export function useTestDatabase(): TestDatabaseHandle {
+  let database: TestDatabase | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.close();
+    await closeRedis();
+  });
+  const created = () => {
+    if (!database) throw new Error('No test database: useTestDatabase() has not run its beforeAll, or it failed.');
+    return database;
+  };
+  return {
+    get db() {
+      return created().db;
+    },
+    get pg() {
+      return created().pg;
+    },
+  };
 }

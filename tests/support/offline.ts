@@ -4,9 +4,9 @@ import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeRedis } from '../../lib/redis';
+import { createLocalToken } from '../../lib/local-token';
 import { projectRoot } from '../../local/env';
-import { createTestDatabase, type TestDatabase } from './database';
+import { useTestDatabase, type TestDatabaseHandle } from './database';
 
 export interface OfflineStack {
   baseUrl: string;
@@ -79,36 +79,71 @@ export async function startOfflineStack(env: Record<string, string | undefined> 
   return { baseUrl, stop };
 }
 
+/** `database` and `request` may be taken out at the top level; `baseUrl` exists only from beforeAll on. */
 export interface E2eFile {
-  /** The file's database (see createTestDatabase). */
-  readonly database: TestDatabase;
+  /** The file's database (see useTestDatabase). */
+  readonly database: TestDatabaseHandle;
   readonly baseUrl: string;
+  /**
+   * One request to the file's stack, as user `userId` (with a local token,
+   * lib/local-token) or without a token: see StackRequest and StackAnswer.
+   */
+  request<H extends string = never>(method: string, path: string, userId?: number, options?: StackRequest<H>): Promise<StackAnswer<H>>;
 }
 
 /**
- * The usual e2e file: its database, and a stack serving it, from before its
- * first test until after its last.
+ * The usual e2e file: its database (useTestDatabase), and a stack serving it,
+ * from before its first test until after its last.
  */
 export function useOfflineStack(): E2eFile {
-  let database: TestDatabase | undefined;
   let stack: OfflineStack | undefined;
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    stack = await startOfflineStack();
-  }, STACK_TIMEOUT_MS);
+  // Registered before the database's hooks, as jest runs afterAll hooks in the
+  // order they were registered: the stack stops before the database closes.
   afterAll(async () => {
     await stack?.stop();
-    await database?.close();
-    await closeRedis();
   });
+  const database = useTestDatabase();
+  beforeAll(async () => {
+    void database.pg; // throws if the database could not be made: then no stack to wait for
+    stack = await startOfflineStack();
+  }, STACK_TIMEOUT_MS);
+  const baseUrl = () => stack!.baseUrl;
   return {
-    get database() {
-      return database!;
-    },
+    database,
     get baseUrl() {
-      return stack!.baseUrl;
+      return baseUrl();
     },
+    request: (method, path, userId, options) => requestStack(baseUrl(), method, path, userId, options),
   };
+}
+
+export interface StackRequest<H extends string = never> {
+  /** Sent as JSON, with content-type application/json; a string is sent as it is. */
+  body?: string | object;
+  headers?: Record<string, string>;
+  /** Response headers to answer with, by the name to give each, e.g. { replayed: 'idempotent-replayed' }. */
+  report?: Record<H, string>;
+}
+
+/** What the stack answered: status, content type and parsed JSON body, plus each header asked for in `report` (null when absent). */
+export type StackAnswer<H extends string = never> = { status: number; type: string | null; body: unknown } & Record<H, string | null>;
+
+async function requestStack<H extends string = never>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  userId?: number,
+  { body, headers = {}, report }: StackRequest<H> = {},
+): Promise<StackAnswer<H>> {
+  const sent: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (userId !== undefined) sent.authorization = `Bearer ${await createLocalToken(userId)}`;
+  const response = await fetch(baseUrl + path, {
+    method,
+    headers: { ...sent, ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const reported = Object.fromEntries(Object.entries<string>(report ?? {}).map(([name, header]) => [name, response.headers.get(header)]));
+  return { status: response.status, type: response.headers.get('content-type'), ...reported, body: await response.json() } as StackAnswer<H>;
 }
 
 async function untilHealthy(baseUrl: string, exited: Promise<string>): Promise<void> {

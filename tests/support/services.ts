@@ -1,5 +1,5 @@
-import Redis from 'ioredis';
 import { Client } from 'pg';
+import { assertRedisReachable } from '../../local/env';
 
 /**
  * Where the integration tests find Redis and PostgreSQL: REDIS_URL and
@@ -54,15 +54,7 @@ async function startContainers(): Promise<Services> {
 
 /** Fails with a message that says what to start, instead of a timeout later. */
 export async function assertReachable(redisUrl: string, databaseUrl: string): Promise<void> {
-  const client = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (error) {
-    throw new Error(`Redis is not reachable at ${redisUrl} (${(error as Error).message}). Start redis-server or set REDIS_URL.`);
-  } finally {
-    client.disconnect();
-  }
+  await assertRedisReachable(redisUrl);
   const pg = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 });
   try {
     await pg.connect();
