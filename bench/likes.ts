@@ -1,6 +1,6 @@
 import { db } from '../lib/db';
 import { like, likeScript, likeSetKey, receivedLikesKey } from '../lib/likes';
-import { postAuthorKey } from '../lib/post-authors';
+import { authorshipKey, postAuthorKey } from '../lib/post-authors';
 import { redis, type RedisClient } from '../lib/redis';
 import { measure, report, reportLatency, section } from './harness';
 
@@ -21,7 +21,7 @@ export async function run(): Promise<void> {
     title: 'bench',
   });
   const client = redis();
-  const keys = [likeSetKey(AUTHOR_ID, POST_ID), receivedLikesKey(AUTHOR_ID)];
+  const keys = [likeSetKey(AUTHOR_ID, POST_ID), receivedLikesKey(AUTHOR_ID), authorshipKey(AUTHOR_ID, POST_ID)];
   try {
     await measureLikes(client, keys);
   } finally {

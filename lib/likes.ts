@@ -3,15 +3,16 @@ import likeSource from '../lua/like.lua';
 import likeStatusSource from '../lua/like-status.lua';
 import unlikeSource from '../lua/unlike.lua';
 import { InternalError, NotFoundError } from './errors';
-import { postAuthors, type PostAuthors } from './post-authors';
+import { authorshipKey, postAuthors, type PostAuthors } from './post-authors';
 import { luaScript, redis, runScript, type LuaScript, type RedisClient } from './redis';
 
 /**
  * Likes live in Redis only. Key schema (REDIS_KEY_PREFIX goes in front of each):
  *
- *   likes:{u:<authorId>}:post:<postId>   SET     ids of the users who like the post
- *   likes:{u:<authorId>}:received        STRING  the author's received-like count; absent = 0
- *   post-author:<postId>                 STRING  the post's author id, a cache (lib/post-authors)
+ *   likes:{u:<authorId>}:post:<postId>          SET     ids of the users who like the post
+ *   likes:{u:<authorId>}:received               STRING  the author's received-like count; absent = 0
+ *   likes:{u:<authorId>}:post:<postId>:author   STRING  Redis vouches the post is the author's (lib/post-authors)
+ *   post-author:<postId>                        STRING  the post's author id, a cache (lib/post-authors)
  *
  * A like moves the post's set and its author's counter together in one Lua
  * script, so both keys carry the author's hash tag {u:<authorId>}: they hash
@@ -20,7 +21,9 @@ import { luaScript, redis, runScript, type LuaScript, type RedisClient } from '.
  * (cached), never from the client.
  *
  * Round trips: a like, an unlike or a like-status on a warm instance is one
- * EVALSHA and no database call; received likes is one GET.
+ * EVALSHA and no database call; received likes is one GET. Only when Redis
+ * has lost the authorship marker (a flush or failover) does a call cost a
+ * SELECT and a second EVALSHA.
  */
 
 export interface LikeChange {
@@ -52,9 +55,9 @@ const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors() }
 export const likeSetKey = (authorId: number, postId: number): string => `likes:{u:${authorId}}:post:${postId}`;
 export const receivedLikesKey = (authorId: number): string => `likes:{u:${authorId}}:received`;
 
-export const likeScript = luaScript('like', 2, likeSource);
-const unlikeScript = luaScript('unlike', 2, unlikeSource);
-const likeStatusScript = luaScript('likeStatus', 1, likeStatusSource);
+export const likeScript = luaScript('like', 3, likeSource);
+const unlikeScript = luaScript('unlike', 3, unlikeSource);
+const likeStatusScript = luaScript('likeStatus', 2, likeStatusSource);
 
 /** POST /posts/{postId}/likes: liking twice is still one like. */
 export function like(postId: number, userId: number, deps: LikesDeps = defaultDeps()): Promise<LikeChange> {
@@ -67,19 +70,21 @@ export function unlike(postId: number, userId: number, deps: LikesDeps = default
 }
 
 async function setLiked(script: LuaScript, liked: boolean, postId: number, userId: number, deps: LikesDeps): Promise<LikeChange> {
-  const authorId = await requireAuthor(postId, deps.authors);
-  const keys = [likeSetKey(authorId, postId), receivedLikesKey(authorId)];
-  const [changed, likeCount] = await runLikeScript<[number, number]>(script, keys, [userId], deps.redis);
+  const [changed, likeCount] = await withAuthor(postId, deps, (authorId) => {
+    const keys = [likeSetKey(authorId, postId), receivedLikesKey(authorId), authorshipKey(authorId, postId)];
+    return runLikeScript<[number, number] | null>(script, keys, [userId], deps.redis);
+  });
   return { postId, liked, changed: changed === 1, likeCount };
 }
 
 /** GET /posts/{postId}/likes */
 export async function likeStatus(postId: number, userId: number, deps: LikesDeps = defaultDeps()): Promise<LikeStatus> {
-  const authorId = await requireAuthor(postId, deps.authors);
   // A script rather than a pipeline of SCARD + SISMEMBER: the same one round
   // trip, but one command and an atomic snapshot (likedByMe never comes with a
   // count that does not include it).
-  const [likeCount, member] = await runLikeScript<[number, number]>(likeStatusScript, [likeSetKey(authorId, postId)], [userId], deps.redis);
+  const [likeCount, member] = await withAuthor(postId, deps, (authorId) =>
+    runLikeScript<[number, number] | null>(likeStatusScript, [likeSetKey(authorId, postId), authorshipKey(authorId, postId)], [userId], deps.redis),
+  );
   return { postId, likeCount, likedByMe: member === 1 };
 }
 
@@ -97,8 +102,21 @@ export async function receivedLikes(userId: number, client: RedisClient = redis(
   return { userId, receivedLikeCount: Number(stored) };
 }
 
-async function requireAuthor(postId: number, authors: PostAuthors): Promise<number> {
-  const authorId = await authors.authorOf(postId);
+/**
+ * Runs a like script with the post's author. A script answers null, having
+ * written nothing, when Redis no longer vouches for that author (see
+ * lib/post-authors): the author is then read from the database, and the
+ * script runs once more.
+ */
+async function withAuthor<T>(postId: number, deps: LikesDeps, run: (authorId: number) => Promise<T | null>): Promise<T> {
+  const answer = await run(requireAuthor(postId, await deps.authors.authorOf(postId)));
+  if (answer !== null) return answer;
+  const retried = await run(requireAuthor(postId, await deps.authors.reload(postId)));
+  if (retried === null) throw new InternalError(`post ${postId}: Redis lost its author marker again right after it was written`);
+  return retried;
+}
+
+function requireAuthor(postId: number, authorId: number | undefined): number {
   if (authorId === undefined) throw new NotFoundError(`post ${postId} does not exist`);
   return authorId;
 }

@@ -12,6 +12,13 @@ import { redis, type RedisClient } from './redis';
  * - in Redis under `post-author:<postId>`, shared by every instance, so a cold
  *   instance pays one GET instead of a Data API call.
  *
+ * The LRU outlives anything Redis forgets (a flush, a failover without
+ * persistence, an eviction), and the post's likes live in Redis. So loading
+ * an author also writes an authorship marker in the author's hash slot, and
+ * the like scripts check it in the same call: when Redis no longer vouches
+ * for the pair, they write nothing and the caller reloads from the database
+ * (`reload`). The warm path stays one command.
+ *
  * "No such post" is never cached: the post may be inserted a moment later, and
  * a like on it must then work. So every request about a missing post costs a
  * Redis GET and a SELECT.
@@ -19,9 +26,13 @@ import { redis, type RedisClient } from './redis';
 export interface PostAuthors {
   /** The post's author id, or undefined when the post does not exist. */
   authorOf(postId: number): Promise<number | undefined>;
+  /** authorOf straight from the database, refreshing both caches. */
+  reload(postId: number): Promise<number | undefined>;
 }
 
 export const postAuthorKey = (postId: number): string => `post-author:${postId}`;
+/** Present while Redis vouches that the post is the author's; in the author's slot, beside the like set. */
+export const authorshipKey = (authorId: number, postId: number): string => `likes:{u:${authorId}}:post:${postId}:author`;
 
 /**
  * The Redis copy expires only so that eviction policies that spare keys
@@ -32,14 +43,22 @@ const REDIS_TTL_SECONDS = 30 * 24 * 3600;
 
 export function createPostAuthors(client: RedisClient, database: Queryable, maxEntries = 10_000): PostAuthors {
   async function load(postId: number): Promise<number | undefined> {
-    const key = postAuthorKey(postId);
     // A value that is not an id cannot have come from us: reload it rather
     // than send likes to a made-up author.
-    const cached = idString.safeParse(await client.get(key));
-    if (cached.success) return cached.data;
+    const cached = idString.safeParse(await client.get(postAuthorKey(postId)));
+    return cached.success ? cached.data : loadFromDatabase(postId);
+  }
+
+  async function loadFromDatabase(postId: number): Promise<number | undefined> {
     const { rows } = await database.query<{ author_id: number }>('SELECT author_id FROM posts WHERE id = :postId', { postId });
     const authorId = rows[0]?.author_id;
-    if (authorId !== undefined) await client.set(key, authorId, 'EX', REDIS_TTL_SECONDS);
+    if (authorId !== undefined) {
+      // Two slots, so two commands, sent together: one round trip of latency.
+      await Promise.all([
+        client.set(postAuthorKey(postId), authorId, 'EX', REDIS_TTL_SECONDS),
+        client.set(authorshipKey(authorId, postId), 1, 'EX', REDIS_TTL_SECONDS),
+      ]);
+    }
     return authorId;
   }
 
@@ -51,7 +70,15 @@ export function createPostAuthors(client: RedisClient, database: Queryable, maxE
     fetchMethod: (postId) => load(postId),
   });
 
-  return { authorOf: (postId) => cache.fetch(postId) };
+  return {
+    authorOf: (postId) => cache.fetch(postId),
+    async reload(postId) {
+      const authorId = await loadFromDatabase(postId);
+      if (authorId === undefined) cache.delete(postId);
+      else cache.set(postId, authorId);
+      return authorId;
+    },
+  };
 }
 
 let shared: PostAuthors | undefined;

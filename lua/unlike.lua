@@ -2,12 +2,20 @@
 -- in it, counts one received like fewer for the post's author, never below 0.
 -- KEYS[1] likes:{u:<authorId>}:post:<postId>  SET of the ids of users who like the post
 -- KEYS[2] likes:{u:<authorId>}:received       the author's received-like count (absent = 0)
+-- KEYS[3] likes:{u:<authorId>}:post:<postId>:author  present while Redis vouches that
+--         the post is the author's (written with the author cache, lib/post-authors)
 -- ARGV[1] the unliking user's id
--- Reply:  {changed (1 when this call removed the like, else 0), the post's like count},
---         or an error reply starting with CORRUPT, with nothing written.
+-- Reply:  {changed (1 when this call removed the like, else 0), the post's like count};
+--         nil when KEYS[3] is missing (the caller's author may be stale: it asks
+--         the database and calls again); or an error reply starting with CORRUPT.
+--         Nothing is written unless the reply is a table.
 --
 -- Redis keeps whatever a failing script wrote before the failure, so every
 -- check that could fail runs before the first write.
+
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return nil
+end
 
 local setType = redis.call('TYPE', KEYS[1]).ok
 if setType ~= 'set' and setType ~= 'none' then

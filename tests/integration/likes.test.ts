@@ -209,6 +209,24 @@ describe('the post and its author', () => {
     }
   });
 
+  it('when Redis forgets (a flush), an instance’s cached author is checked against the database before any write', async () => {
+    const { postId, authorId: firstAuthor } = await insertPost();
+    const userId = freshId();
+    await like(postId, userId); // this instance's LRU now holds firstAuthor
+    // The data is reset the way a test suite or a disaster would: the post now
+    // has another author, and Redis lost everything under this prefix.
+    const secondAuthor = freshId();
+    await t.pg.query('UPDATE posts SET author_id = $1 WHERE id = $2', [secondAuthor, postId]);
+    const keys = await raw.keys(`${prefix}*`);
+    if (keys.length > 0) await raw.del(...keys);
+
+    expect(await like(postId, userId)).toEqual({ postId, liked: true, changed: true, likeCount: 1 });
+    expect(await likeStatus(postId, userId)).toEqual({ postId, likeCount: 1, likedByMe: true });
+    expect(await receivedLikes(secondAuthor)).toEqual({ userId: secondAuthor, receivedLikeCount: 1 });
+    expect(await receivedLikes(firstAuthor)).toEqual({ userId: firstAuthor, receivedLikeCount: 0 });
+    expect(await raw.exists(`${prefix}likes:{u:${firstAuthor}}:post:${postId}`)).toBe(0);
+  });
+
   it('does not trust a Redis author entry that is not an id: reloads it from the database', async () => {
     const { postId, authorId } = await insertPost();
     await raw.set(prefix + postAuthorKey(postId), 'garbage');
