@@ -71,6 +71,8 @@ const schema = z.object({
   POINT_LOCK_WAIT_BUDGET_MS: positiveInt(8000),
   /** Longest life of the "still running" marker of an Idempotency-Key (never beyond the Lambda's). */
   IDEMPOTENCY_MARKER_TTL_MS: positiveInt(15000),
+  /** Stored Idempotency-Key replies older than this are purged daily; API.md promises at least one day. */
+  IDEMPOTENCY_RETENTION_DAYS: positiveInt(7),
 
   /** Cache-aside (lib/cache): how long one filler may hold a value's lock. */
   CACHE_LOCK_TTL_MS: positiveInt(5000),
@@ -110,7 +112,7 @@ export interface Config {
   jwt: { issuer: string; audience: string };
   businessTimeZone: string;
   pointLock: { leaseMs: number; waitBudgetMs: number };
-  idempotency: { markerTtlMs: number };
+  idempotency: { markerTtlMs: number; retentionDays: number };
   cache: {
     lockTtlMs: number;
     waitBudgetMs: number;
@@ -157,7 +159,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     jwt: { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
     businessTimeZone: e.BUSINESS_TIMEZONE,
     pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS },
-    idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS },
+    idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS, retentionDays: e.IDEMPOTENCY_RETENTION_DAYS },
     cache: {
       lockTtlMs: e.CACHE_LOCK_TTL_MS,
       waitBudgetMs: e.CACHE_WAIT_BUDGET_MS,

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import claimSource from '../lua/idempotency-claim.lua';
+import { config } from './config';
+import { db, type Queryable } from './db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError } from './errors';
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from './http';
 import { logger } from './logger';
@@ -151,4 +153,31 @@ export interface PriorReply {
 export function replayOf<Body>(prior: PriorReply, idempotency: IdempotencyKey): Reply<Body> {
   if (prior.request_hash !== idempotency.requestHash) throw reusedKey();
   return { status: prior.status_code!, body: JSON.parse(prior.response_body!) as Body, replayed: true };
+}
+
+/**
+ * Deletes stored replies older than the retention (IDEMPOTENCY_RETENTION_DAYS,
+ * at least a day as API.md promises), in batches so that no statement runs
+ * near the Data API's 45 s limit or holds many row locks. Run daily by the
+ * purge-idempotency-keys function. Returns how many were deleted.
+ */
+export async function purgeStoredReplies(
+  retentionDays: number = config().idempotency.retentionDays,
+  database: Queryable = db(),
+  batchSize = 5000,
+): Promise<number> {
+  let purged = 0;
+  for (;;) {
+    const { rowCount } = await database.query(
+      `DELETE FROM idempotency_keys
+       WHERE (user_id, route, idempotency_key) IN (
+         SELECT user_id, route, idempotency_key FROM idempotency_keys
+         WHERE created_at < now() - make_interval(days => CAST(:retentionDays AS integer))
+         LIMIT :batchSize
+       )`,
+      { retentionDays, batchSize },
+    );
+    purged += rowCount;
+    if (rowCount < batchSize) return purged;
+  }
 }
