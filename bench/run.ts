@@ -4,14 +4,10 @@
  * Uses REDIS_URL and DATABASE_URL (defaults: the local services).
  */
 import './quiet';
-import { readFileSync } from 'node:fs';
+import { loadLuaAsText } from '../local/env';
 import { setupBenchEnvironment } from './environment';
 
-// tsx has no text loader: load lua/*.lua as source text, as esbuild
-// (serverless.yml) and jest (tests/support/lua-transform.js) do.
-require.extensions['.lua'] = (module, filename) => {
-  module.exports = { __esModule: true, default: readFileSync(filename, 'utf8') };
-};
+loadLuaAsText();
 
 async function main(): Promise<void> {
   const env = await setupBenchEnvironment();
