@@ -35,5 +35,9 @@ function localClaims(event: HttpEvent): JWTPayload {
   if (typeof claims.exp !== 'number' || claims.exp * 1000 <= Date.now()) {
     throw new UnauthorizedError('token is expired or has no expiry');
   }
+  // As API Gateway's authorizer does: a token is not valid before its nbf.
+  if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf * 1000 > Date.now())) {
+    throw new UnauthorizedError('token is not valid yet');
+  }
   return claims;
 }

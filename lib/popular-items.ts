@@ -49,7 +49,7 @@ const CACHE_GROUP = 'popular-items';
  * One statement. PostgreSQL turns the business dates into instants (`AT TIME
  * ZONE` knows the zone's DST rules); the 'PAID' literal lets the planner use
  * the partial index orders_paid_created_at_idx, and order_items is reached
- * through its primary key (order_id, item_id). Items are joined after the
+ * through its index on (order_id, item_id) (004). Items are joined after the
  * aggregate so only sold ones are looked up, and before the LIMIT so a line
  * naming a deleted item cannot take a place.
  */

@@ -12,7 +12,10 @@
  *   DATA_API_ENDPOINT   an endpoint that is already running: use it, start none
  *   DB_NAME             (DATABASE_URL's database, else app)
  *   BUSINESS_TIMEZONE   (Asia/Seoul)
- *   SEED_DEMO_DATA      (true) false: never load db/seed.sql
+ *   SEED_DEMO_DATA      load db/seed.sql into an empty database: true, false
+ *                       (default: true for the embedded database only; a
+ *                       DATABASE_URL database is someone's own, and their
+ *                       rows with explicit ids would collide with the demo's)
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -45,7 +48,7 @@ const schema = z.object({
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z.string().default(''),
   BUSINESS_TIMEZONE: z.string().default('Asia/Seoul'),
-  SEED_DEMO_DATA: z.enum(['true', 'false']).default('true'),
+  SEED_DEMO_DATA: z.enum(['true', 'false']).optional(),
 });
 
 export interface LocalSettings {
@@ -81,7 +84,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     businessTimeZone: e.BUSINESS_TIMEZONE,
-    seed: e.SEED_DEMO_DATA === 'true',
+    seed: e.SEED_DEMO_DATA === undefined ? !e.DATABASE_URL : e.SEED_DEMO_DATA === 'true',
   };
 }
 

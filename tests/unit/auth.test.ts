@@ -28,6 +28,7 @@ describe('on stage local', () => {
   it('accepts any case of the scheme and an audience list that includes local', () => {
     expect(callerId(withAuthorization(`bearer ${token(valid())}`))).toBe(7);
     expect(callerId(withAuthorization(`Bearer ${token({ ...valid(), aud: ['other', 'local'] })}`))).toBe(7);
+    expect(callerId(withAuthorization(`Bearer ${token({ ...valid(), nbf: Math.floor(Date.now() / 1000) - 5 })}`))).toBe(7);
   });
 
   it.each<[string, string | undefined]>([
@@ -45,6 +46,7 @@ describe('on stage local', () => {
     ['an expired token', `Bearer ${token({ ...valid(), exp: Math.floor(Date.now() / 1000) - 1 })}`],
     ['no exp', `Bearer ${token({ ...valid(), exp: undefined })}`],
     ['an exp that is not a number', `Bearer ${token({ ...valid(), exp: '9999999999' })}`],
+    ['a token not valid yet (nbf in the future)', `Bearer ${token({ ...valid(), nbf: Math.floor(Date.now() / 1000) + 60 })}`],
     ['no sub', `Bearer ${token({ ...valid(), sub: undefined })}`],
     ['a numeric (not string) sub', `Bearer ${token({ ...valid(), sub: 7 })}`],
     ...['alice', '0', '01', '-1', '1e3', '9007199254740992', ' 7'].map((sub): [string, string] => [`sub ${JSON.stringify(sub)}`, `Bearer ${token({ ...valid(), sub })}`]),
