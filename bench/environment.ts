@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrate } from '../db/migrate';
 import { startDataApi } from '../local/data-api/server';
-import { closeRedis } from '../lib/redis';
-import { db } from '../lib/db';
+import { closeRedis } from '../lib/platform/redis';
+import { db } from '../lib/platform/db';
 
 /**
  * A throwaway database (behind a local Data API endpoint) and Redis key

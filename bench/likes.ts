@@ -1,7 +1,7 @@
-import { db } from '../lib/db';
-import { like, likeScript, likeSetKey, receivedLikesKey } from '../lib/likes';
-import { authorshipKey, postAuthorKey } from '../lib/post-authors';
-import { redis, type RedisClient } from '../lib/redis';
+import { db } from '../lib/platform/db';
+import { like, likeScript, likeSetKey, receivedLikesKey } from '../lib/likes/likes';
+import { authorshipKey, postAuthorKey } from '../lib/likes/post-authors';
+import { redis, type RedisClient } from '../lib/platform/redis';
 import { measure, report, reportLatency, section } from './harness';
 
 /**

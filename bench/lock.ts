@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { db } from '../lib/db';
-import { acquireLock, releaseLock, withLock } from '../lib/lock';
-import { chargePoints, pointLockKey } from '../lib/points';
-import { redis, type RedisClient } from '../lib/redis';
+import { db } from '../lib/platform/db';
+import { acquireLock, releaseLock, withLock } from '../lib/platform/lock';
+import { chargePoints, pointLockKey } from '../lib/points/points';
+import { redis, type RedisClient } from '../lib/platform/redis';
 import { measure, report, reportLatency, section } from './harness';
 
 /**
- * The point lock (lib/lock) against what it cannot beat:
+ * The point lock (lib/platform/lock) against what it cannot beat:
  * - uncontended: acquire + release against a raw SET NX PX + DEL pair (the
  *   least any Redis lock needs), in Redis round trips and latency;
  * - contended: N workers each holding one key for d ms; the total wall time

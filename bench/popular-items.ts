@@ -1,11 +1,11 @@
 import Redis from 'ioredis';
-import { businessDate } from '../lib/business-time';
-import { cacheKeys, evictGroup } from '../lib/cache';
-import { config } from '../lib/config';
-import { db, type Queryable } from '../lib/db';
-import { logger } from '../lib/logger';
-import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItemsQuery } from '../lib/popular-items';
-import { redis } from '../lib/redis';
+import { businessDate } from '../lib/platform/business-time';
+import { cacheKeys, evictGroup } from '../lib/platform/cache';
+import { config } from '../lib/platform/config';
+import { db, type Queryable } from '../lib/platform/db';
+import { logger } from '../lib/platform/logger';
+import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItemsQuery } from '../lib/popular-items/popular-items';
+import { redis } from '../lib/platform/redis';
 import { measure, report, reportLatency, section } from './harness';
 
 /**

@@ -1,4 +1,4 @@
-// Imported first by bench/run.ts: the logger reads its level when lib/logger
+// Imported first by bench/run.ts: the logger reads its level when lib/platform/logger
 // loads, before bench/environment sets up the rest of the environment.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
 // Lambda runs Node 22; the SDK's notice about a local Node 20 is noise here.

@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Database } from '../lib/db';
+import type { Database } from '../lib/platform/db';
 
 /**
  * Applies db/migrations/*.sql in name order through the Data API (so the same

@@ -1,7 +1,7 @@
-import { callerId } from '../lib/auth';
-import { httpHandler, json } from '../lib/http';
-import { httpReply, parseKeyedRequest } from '../lib/idempotency';
-import { CHARGE_ROUTE, chargePoints, chargeRequest, getBalance } from '../lib/points';
+import { callerId } from '../lib/platform/auth';
+import { httpHandler, json } from '../lib/platform/http';
+import { httpReply, parseKeyedRequest } from '../lib/points/idempotency';
+import { CHARGE_ROUTE, chargePoints, chargeRequest, getBalance } from '../lib/points/points';
 
 /**
  * GET /points: 200 { userId, balance }.

@@ -1,5 +1,5 @@
-import { logger } from '../lib/logger';
-import { refreshPopularItems, type PopularItemsRefresh } from '../lib/popular-items';
+import { logger } from '../lib/platform/logger';
+import { refreshPopularItems, type PopularItemsRefresh } from '../lib/popular-items/popular-items';
 
 /**
  * Runs at 00:00 in the business time zone (an EventBridge Scheduler schedule,

@@ -1,5 +1,5 @@
-import { checkHealth } from '../lib/health';
-import { httpHandler, json } from '../lib/http';
+import { checkHealth } from '../lib/platform/health';
+import { httpHandler, json } from '../lib/platform/http';
 
 /** GET /health (no token): 200 when Redis and the database answer, else 503. */
 export const handler = httpHandler(async () => {

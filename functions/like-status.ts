@@ -1,7 +1,7 @@
-import { callerId } from '../lib/auth';
-import { NotFoundError } from '../lib/errors';
-import { httpHandler, json, pathId } from '../lib/http';
-import { likeStatus, receivedLikes } from '../lib/likes';
+import { callerId } from '../lib/platform/auth';
+import { NotFoundError } from '../lib/platform/errors';
+import { httpHandler, json, pathId } from '../lib/platform/http';
+import { likeStatus, receivedLikes } from '../lib/likes/likes';
 
 /**
  * GET /posts/{postId}/likes: the post's like count and whether the caller likes it.

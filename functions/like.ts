@@ -1,6 +1,6 @@
-import { callerId } from '../lib/auth';
-import { httpHandler, json, pathId } from '../lib/http';
-import { like } from '../lib/likes';
+import { callerId } from '../lib/platform/auth';
+import { httpHandler, json, pathId } from '../lib/platform/http';
+import { like } from '../lib/likes/likes';
 
 /** POST /posts/{postId}/likes: the caller likes the post (idempotent). */
 export const handler = httpHandler(async (event) => {

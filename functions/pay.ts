@@ -1,7 +1,7 @@
-import { callerId } from '../lib/auth';
-import { httpHandler } from '../lib/http';
-import { httpReply, parseKeyedRequest } from '../lib/idempotency';
-import { orderRequest, PAY_ROUTE, payOrder } from '../lib/orders';
+import { callerId } from '../lib/platform/auth';
+import { httpHandler } from '../lib/platform/http';
+import { httpReply, parseKeyedRequest } from '../lib/points/idempotency';
+import { orderRequest, PAY_ROUTE, payOrder } from '../lib/points/orders';
 
 /** POST /orders: 201 { orderId, userId, status, totalAmount, balance, items }; optional Idempotency-Key. */
 export const handler = httpHandler(async (event, context) => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { callerId } from '../lib/auth';
-import { httpHandler, json, parseQuery } from '../lib/http';
-import { DEFAULT_QUERY, MAX_DAYS, MAX_LIMIT, popularItems } from '../lib/popular-items';
+import { callerId } from '../lib/platform/auth';
+import { httpHandler, json, parseQuery } from '../lib/platform/http';
+import { DEFAULT_QUERY, MAX_DAYS, MAX_LIMIT, popularItems } from '../lib/popular-items/popular-items';
 
 /** A plain decimal integer 1 .. max (no sign, no leading zero, no exponent), or the default when absent. */
 const count = (max: number, fallback: number) =>

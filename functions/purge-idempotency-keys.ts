@@ -1,5 +1,5 @@
-import { purgeStoredReplies } from '../lib/idempotency';
-import { logger } from '../lib/logger';
+import { purgeStoredReplies } from '../lib/points/idempotency';
+import { logger } from '../lib/platform/logger';
 
 /**
  * Runs daily (an EventBridge Scheduler schedule, see serverless.yml): drops

@@ -1,6 +1,6 @@
-import { callerId } from '../lib/auth';
-import { httpHandler, json, pathId } from '../lib/http';
-import { unlike } from '../lib/likes';
+import { callerId } from '../lib/platform/auth';
+import { httpHandler, json, pathId } from '../lib/platform/http';
+import { unlike } from '../lib/likes/likes';
 
 /** DELETE /posts/{postId}/likes: the caller takes back a like (idempotent). */
 export const handler = httpHandler(async (event) => {

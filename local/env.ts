@@ -23,9 +23,9 @@ import { dirname, join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import { z } from 'zod';
 import { migrate } from '../db/migrate';
-import { parseConfig } from '../lib/config';
-import { db } from '../lib/db';
-import { LOCAL_AUDIENCE, LOCAL_ISSUER } from '../lib/local-token';
+import { parseConfig } from '../lib/platform/config';
+import { db } from '../lib/platform/db';
+import { LOCAL_AUDIENCE, LOCAL_ISSUER } from '../lib/platform/local-token';
 import { startDataApi } from './data-api/server';
 
 export const projectRoot = resolve(__dirname, '..');
@@ -78,7 +78,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     dataApiEndpoint: e.DATA_API_ENDPOINT,
     databaseUrl: e.DATABASE_URL,
     dataDir: resolve(e.DATA_API_DATA_DIR),
-    // lib/db names the database in every call; on PostgreSQL it must be the
+    // lib/platform/db names the database in every call; on PostgreSQL it must be the
     // one DATABASE_URL points at. PGlite has only one and ignores the name.
     dbName: e.DB_NAME ?? (e.DATABASE_URL ? urlDatabase(e.DATABASE_URL) : 'app'),
     redisUrl: e.REDIS_URL,
@@ -99,7 +99,7 @@ function urlDatabase(databaseUrl: string): string {
  * reads for it (ports, DB_NAME, REDIS_*, DATA_API_ENDPOINT, ...) and what its
  * functions then see, so lib code run here (db(), a handler) and the
  * serverless-offline child spawned from here agree. Throws, before anything
- * starts, when lib/config would refuse it.
+ * starts, when lib/platform/config would refuse it.
  */
 export function useLocalStackEnv(settings: LocalSettings, dataApiUrl: string): void {
   const env = {

@@ -3,9 +3,9 @@
  * the running local stack (npm start): its Data API endpoint (DATA_API_PORT or
  * DATA_API_ENDPOINT) and Redis. Run it with the same variables as npm start.
  */
-import { db } from '../lib/db';
-import { DependencyUnavailableError } from '../lib/errors';
-import { closeRedis } from '../lib/redis';
+import { db } from '../lib/platform/db';
+import { DependencyUnavailableError } from '../lib/platform/errors';
+import { closeRedis } from '../lib/platform/redis';
 import { LocalStackError, assertRedisReachable, loadLuaAsText, localSettings, useLocalStackEnv } from './env';
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@
  * need the new schema.
  */
 import { migrate } from '../db/migrate';
-import { createDatabase } from '../lib/db';
+import { createDatabase } from '../lib/platform/db';
 import { LocalStackError, localSettings, migrateLocalDatabase, startLocalDataApi, useLocalStackEnv } from './env';
 
 async function migrateLocal(): Promise<void> {

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seedIfEmpty } from '../db/migrate';
-import { db } from '../lib/db';
+import { db } from '../lib/platform/db';
 import {
   LocalStackError,
   assertPortFree,

@@ -1,10 +1,10 @@
 /**
  * npm run token -- <userId>: prints a token that the local stack accepts for
- * that user (stage local checks claims, not signatures: lib/auth). Valid for
+ * that user (stage local checks claims, not signatures: lib/platform/auth). Valid for
  * 24 hours. Use it as `Authorization: Bearer <token>`.
  */
-import { idString } from '../lib/http';
-import { createLocalToken } from '../lib/local-token';
+import { idString } from '../lib/platform/http';
+import { createLocalToken } from '../lib/platform/local-token';
 
 const args = process.argv.slice(2);
 const userId = args.length === 1 ? idString.safeParse(args[0]) : undefined;

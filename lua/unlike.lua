@@ -3,7 +3,7 @@
 -- KEYS[1] likes:{u:<authorId>}:post:<postId>  SET of the ids of users who like the post
 -- KEYS[2] likes:{u:<authorId>}:received       the author's received-like count (absent = 0)
 -- KEYS[3] likes:{u:<authorId>}:post:<postId>:author  present while Redis vouches that
---         the post is the author's (written with the author cache, lib/post-authors)
+--         the post is the author's (written with the author cache, lib/likes/post-authors)
 -- ARGV[1] the unliking user's id
 -- Reply:  {changed (1 when this call removed the like, else 0), the post's like count};
 --         nil when KEYS[3] is missing (the caller's author may be stale: it asks

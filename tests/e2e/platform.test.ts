@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createLocalToken } from '../../lib/local-token';
+import { createLocalToken } from '../../lib/platform/local-token';
 import { projectRoot } from '../../local/env';
 import { STACK_TIMEOUT_MS, envWith, startOfflineStack, useOfflineStack } from '../support/offline';
 

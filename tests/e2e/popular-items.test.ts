@@ -1,5 +1,5 @@
 import { handler as evictPopularItems } from '../../functions/evict-popular-items';
-import { addDays, businessDate } from '../../lib/business-time';
+import { addDays, businessDate } from '../../lib/platform/business-time';
 import { useOfflineStack } from '../support/offline';
 
 /**

@@ -1,8 +1,8 @@
 import Redis from 'ioredis';
-import { cached, cacheKeys, evictGroup, type CacheSettings } from '../../lib/cache';
-import { closeRedis, redis } from '../../lib/redis';
+import { cached, cacheKeys, evictGroup, type CacheSettings } from '../../lib/platform/cache';
+import { closeRedis, redis } from '../../lib/platform/redis';
 
-/** lib/cache against real Redis: the generic cache-aside, its lock and group eviction. */
+/** lib/platform/cache against real Redis: the generic cache-aside, its lock and group eviction. */
 
 const settings: CacheSettings = { lockTtlMs: 5000, waitBudgetMs: 10_000, pollIntervalMs: 10, ttlJitterMs: 1000 };
 const HOUR = 3_600_000;

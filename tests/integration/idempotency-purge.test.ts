@@ -1,5 +1,5 @@
 import { handler } from '../../functions/purge-idempotency-keys';
-import { purgeStoredReplies } from '../../lib/idempotency';
+import { purgeStoredReplies } from '../../lib/points/idempotency';
 import { useTestDatabase } from '../support/database';
 
 /** The daily purge of stored Idempotency-Key replies, through the real Data API. */

@@ -2,8 +2,8 @@ import Redis from 'ioredis';
 import { handler as likeHandler } from '../../functions/like';
 import { handler as likeStatusHandler } from '../../functions/like-status';
 import { handler as unlikeHandler } from '../../functions/unlike';
-import type { HttpHandler } from '../../lib/http';
-import { receivedLikesKey } from '../../lib/likes';
+import type { HttpHandler } from '../../lib/platform/http';
+import { receivedLikesKey } from '../../lib/likes/likes';
 import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext, type EventInput } from '../support/events';
 

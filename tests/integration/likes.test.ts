@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
-import type { Queryable } from '../../lib/db';
-import { InternalError, NotFoundError } from '../../lib/errors';
+import type { Queryable } from '../../lib/platform/db';
+import { InternalError, NotFoundError } from '../../lib/platform/errors';
 import {
   like,
   likeSetKey,
@@ -9,8 +9,8 @@ import {
   receivedLikesKey,
   unlike,
   type LikesDeps,
-} from '../../lib/likes';
-import { createPostAuthors, postAuthorKey } from '../../lib/post-authors';
+} from '../../lib/likes/likes';
+import { createPostAuthors, postAuthorKey } from '../../lib/likes/post-authors';
 import { useTestDatabase } from '../support/database';
 
 /**

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockTimeoutError } from '../../lib/errors';
-import { toAppError } from '../../lib/http';
-import { acquireLock, extendLock, releaseLock, tryAcquire, withLock } from '../../lib/lock';
-import { closeRedis, redis } from '../../lib/redis';
+import { LockTimeoutError } from '../../lib/platform/errors';
+import { toAppError } from '../../lib/platform/http';
+import { acquireLock, extendLock, releaseLock, tryAcquire, withLock } from '../../lib/platform/lock';
+import { closeRedis, redis } from '../../lib/platform/redis';
 
 afterAll(async () => {
   await closeRedis();

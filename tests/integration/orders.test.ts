@@ -1,7 +1,7 @@
-import { problem, toAppError } from '../../lib/http';
-import { LockLostError } from '../../lib/lock';
-import { payOrder } from '../../lib/orders';
-import { chargePoints } from '../../lib/points';
+import { problem, toAppError } from '../../lib/platform/http';
+import { LockLostError } from '../../lib/platform/lock';
+import { payOrder } from '../../lib/points/orders';
+import { chargePoints } from '../../lib/points/points';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
 import { answer, callCharge, callPay, expectProblem, freshRows, idempotencyKey, pointsState, stalledHolder } from '../support/points';

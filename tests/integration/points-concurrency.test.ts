@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import type { Database } from '../../lib/db';
-import { payOrder } from '../../lib/orders';
-import { chargePoints } from '../../lib/points';
+import type { Database } from '../../lib/platform/db';
+import { payOrder } from '../../lib/points/orders';
+import { chargePoints } from '../../lib/points/points';
 import { useTestDatabase } from '../support/database';
 import { callCharge, callPay, expectProblem, insertItem, insertUser } from '../support/points';
 

@@ -1,9 +1,9 @@
-import { DependencyUnavailableError, LockTimeoutError } from '../../lib/errors';
-import { problem, toAppError } from '../../lib/http';
-import { requestHash } from '../../lib/idempotency';
-import { acquireLock, LockLostError, releaseLock } from '../../lib/lock';
-import { chargePoints, pointLockKey } from '../../lib/points';
-import { redis } from '../../lib/redis';
+import { DependencyUnavailableError, LockTimeoutError } from '../../lib/platform/errors';
+import { problem, toAppError } from '../../lib/platform/http';
+import { requestHash } from '../../lib/points/idempotency';
+import { acquireLock, LockLostError, releaseLock } from '../../lib/platform/lock';
+import { chargePoints, pointLockKey } from '../../lib/points/points';
+import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
 import {

@@ -1,12 +1,12 @@
 import Redis from 'ioredis';
 import { handler as evict } from '../../functions/evict-popular-items';
 import { handler as getPopular } from '../../functions/popular-items';
-import { addDays, businessDate } from '../../lib/business-time';
-import { cacheKeys, evictGroup, type CacheSettings } from '../../lib/cache';
-import { config } from '../../lib/config';
-import type { Queryable } from '../../lib/db';
-import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items';
-import { redis } from '../../lib/redis';
+import { addDays, businessDate } from '../../lib/platform/business-time';
+import { cacheKeys, evictGroup, type CacheSettings } from '../../lib/platform/cache';
+import { config } from '../../lib/platform/config';
+import type { Queryable } from '../../lib/platform/db';
+import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items/popular-items';
+import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 

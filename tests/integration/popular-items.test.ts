@@ -1,7 +1,7 @@
 import { handler } from '../../functions/popular-items';
-import { cacheKeys, evictGroup } from '../../lib/cache';
-import { rankPopularItems } from '../../lib/popular-items';
-import { redis } from '../../lib/redis';
+import { cacheKeys, evictGroup } from '../../lib/platform/cache';
+import { rankPopularItems } from '../../lib/popular-items/popular-items';
+import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 

@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { migrate } from '../../db/migrate';
-import { db, type Database } from '../../lib/db';
-import { closeRedis } from '../../lib/redis';
+import { db, type Database } from '../../lib/platform/db';
+import { closeRedis } from '../../lib/platform/redis';
 
 /**
  * Gives the calling test file its own migrated database (named by
@@ -41,7 +41,7 @@ export interface TestDatabaseHandle {
 /**
  * The usual integration test file's setup: its database (createTestDatabase)
  * from before its first test until after its last, when this process's Redis
- * connection (lib/redis) is closed too. Read `db` and `pg` in hooks and
+ * connection (lib/platform/redis) is closed too. Read `db` and `pg` in hooks and
  * tests, not at the top level: they exist only once beforeAll has run.
  */
 export function useTestDatabase(): TestDatabaseHandle {

@@ -1,5 +1,5 @@
 import type { Context } from 'aws-lambda';
-import type { HttpEvent } from '../../lib/http';
+import type { HttpEvent } from '../../lib/platform/http';
 
 /**
  * API Gateway HTTP API (payload 2.0) events for calling handlers directly,

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLocalToken } from '../../lib/local-token';
+import { createLocalToken } from '../../lib/platform/local-token';
 import { projectRoot } from '../../local/env';
 import { useTestDatabase, type TestDatabaseHandle } from './database';
 
@@ -86,7 +86,7 @@ export interface E2eFile {
   readonly baseUrl: string;
   /**
    * One request to the file's stack, as user `userId` (with a local token,
-   * lib/local-token) or without a token: see StackRequest and StackAnswer.
+   * lib/platform/local-token) or without a token: see StackRequest and StackAnswer.
    */
   request<H extends string = never>(method: string, path: string, userId?: number, options?: StackRequest<H>): Promise<StackAnswer<H>>;
 }

@@ -4,9 +4,9 @@ import Redis from 'ioredis';
 import type { Client } from 'pg';
 import { handler as chargeHandler } from '../../functions/charge';
 import { handler as payHandler } from '../../functions/pay';
-import { createDatabase, type Database } from '../../lib/db';
-import type { HttpResult } from '../../lib/http';
-import type { PointsDeps } from '../../lib/points';
+import { createDatabase, type Database } from '../../lib/platform/db';
+import type { HttpResult } from '../../lib/platform/http';
+import type { PointsDeps } from '../../lib/points/points';
 import { bodyOf, httpEvent, lambdaContext } from './events';
 
 /** Shared by the points, orders and lock test files. */

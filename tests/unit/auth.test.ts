@@ -1,7 +1,7 @@
-import { callerId } from '../../lib/auth';
-import { UnauthorizedError } from '../../lib/errors';
-import { httpHandler, json } from '../../lib/http';
-import { createLocalToken } from '../../lib/local-token';
+import { callerId } from '../../lib/platform/auth';
+import { UnauthorizedError } from '../../lib/platform/errors';
+import { httpHandler, json } from '../../lib/platform/http';
+import { createLocalToken } from '../../lib/platform/local-token';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 
 // This file is a function on stage local outside Lambda (npm start); config()
@@ -69,11 +69,11 @@ describe('outside stage local', () => {
     delete process.env.AWS_LAMBDA_FUNCTION_NAME;
   });
 
-  /** lib/auth with a fresh config(), read from the environment as it is now. */
+  /** lib/platform/auth with a fresh config(), read from the environment as it is now. */
   async function freshCallerId(): Promise<typeof callerId> {
     let loaded: typeof callerId | undefined;
     await jest.isolateModulesAsync(async () => {
-      loaded = (await import('../../lib/auth')).callerId;
+      loaded = (await import('../../lib/platform/auth')).callerId;
     });
     return loaded!;
   }

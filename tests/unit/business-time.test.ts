@@ -1,4 +1,4 @@
-import { addDays, businessDate, msUntilNextMidnight } from '../../lib/business-time';
+import { addDays, businessDate, msUntilNextMidnight } from '../../lib/platform/business-time';
 
 const HOUR = 3_600_000;
 const at = (iso: string) => new Date(iso);

@@ -1,4 +1,4 @@
-import { ConfigError, parseConfig } from '../../lib/config';
+import { ConfigError, parseConfig } from '../../lib/platform/config';
 
 // What serverless.yml gives every function; each test changes what it is about.
 const base = {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { DependencyUnavailableError, InternalError, LockTimeoutError, NotFoundError, ValidationError } from '../../lib/errors';
-import { header, httpHandler, idString, json, parseBody, parseQuery, pathId, problem, type HttpHandler } from '../../lib/http';
+import { DependencyUnavailableError, InternalError, LockTimeoutError, NotFoundError, ValidationError } from '../../lib/platform/errors';
+import { header, httpHandler, idString, json, parseBody, parseQuery, pathId, problem, type HttpHandler } from '../../lib/platform/http';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 
 const event = (input: Partial<Parameters<typeof httpEvent>[0]> = {}) => httpEvent({ routeKey: 'POST /orders', ...input });

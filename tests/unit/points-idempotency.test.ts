@@ -1,6 +1,6 @@
-import { ValidationError } from '../../lib/errors';
-import { canonicalJson, parseKeyedRequest, requestHash } from '../../lib/idempotency';
-import { chargeRequest } from '../../lib/points';
+import { ValidationError } from '../../lib/platform/errors';
+import { canonicalJson, parseKeyedRequest, requestHash } from '../../lib/points/idempotency';
+import { chargeRequest } from '../../lib/points/points';
 import { httpEvent } from '../support/events';
 
 describe('requestHash', () => {

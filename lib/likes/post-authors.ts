@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { db, type Queryable } from './db';
-import { idString } from './http';
-import { redis, type RedisClient } from './redis';
+import { db, type Queryable } from '../platform/db';
+import { idString } from '../platform/http';
+import { redis, type RedisClient } from '../platform/redis';
 
 /**
  * Who wrote a post: `posts.author_id`, never something the client says.

@@ -58,7 +58,7 @@ const schema = z.object({
   BUSINESS_TIMEZONE: timeZone.default('Asia/Seoul'),
 
   /**
-   * Points (lib/points, lib/lock): a holder's lease on the user's lock,
+   * Points (lib/points/points, lib/platform/lock): a holder's lease on the user's lock,
    * renewed while it works; short, so a holder that died frees the lock soon.
    */
   POINT_LOCK_LEASE_MS: positiveInt(5000),
@@ -74,7 +74,7 @@ const schema = z.object({
   /** Stored Idempotency-Key replies older than this are purged daily; API.md promises at least one day. */
   IDEMPOTENCY_RETENTION_DAYS: positiveInt(7),
 
-  /** Cache-aside (lib/cache): how long one filler may hold a value's lock. */
+  /** Cache-aside (lib/platform/cache): how long one filler may hold a value's lock. */
   CACHE_LOCK_TTL_MS: positiveInt(5000),
   /** How long the other callers wait for that fill before asking the database themselves. */
   CACHE_WAIT_BUDGET_MS: positiveInt(1500),

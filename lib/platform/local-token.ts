@@ -2,7 +2,7 @@ import { SignJWT } from 'jose';
 
 /**
  * Tokens for stage `local`, where functions check claims but not signatures
- * (lib/auth). Signed with a throwaway key only so the token has the usual
+ * (lib/platform/auth). Signed with a throwaway key only so the token has the usual
  * three parts; nothing verifies it.
  */
 export const LOCAL_ISSUER = 'http://127.0.0.1/local-issuer';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import evictSource from '../lua/cache-evict.lua';
-import fillSource from '../lua/cache-fill.lua';
-import getOrLockSource from '../lua/cache-get-or-lock.lua';
-import releaseSource from '../lua/lock-release.lua';
+import evictSource from '../../lua/cache-evict.lua';
+import fillSource from '../../lua/cache-fill.lua';
+import getOrLockSource from '../../lua/cache-get-or-lock.lua';
+import releaseSource from '../../lua/lock-release.lua';
 import { config, type Config } from './config';
 import { logger } from './logger';
 import { luaScript, redis, runScript, type RedisClient } from './redis';
@@ -24,7 +24,7 @@ import { luaScript, redis, runScript, type RedisClient } from './redis';
 
 const getOrLockScript = luaScript('cacheGetOrLock', 2, getOrLockSource);
 const fillScript = luaScript('cacheFill', 3, fillSource);
-/** lib/lock's holder-only release: the fill lock's value is its holder's random token too. */
+/** lib/platform/lock's holder-only release: the fill lock's value is its holder's random token too. */
 const releaseScript = luaScript('lockRelease', 1, releaseSource);
 const evictScript = luaScript('cacheEvict', 1, evictSource);
 

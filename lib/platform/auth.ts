@@ -8,7 +8,7 @@ import { header, idString, type HttpEvent } from './http';
  *
  * In AWS the HTTP API JWT authorizer has verified signature, issuer, audience
  * and expiry before the function runs; we read its claims and still check the
- * ones we use. On stage `local` (never in real Lambda, see lib/config) there is
+ * ones we use. On stage `local` (never in real Lambda, see lib/platform/config) there is
  * no authorizer, so the function checks the claims itself, unsigned.
  */
 export function callerId(event: HttpEvent): number {

@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import { asJson } from './db';
-import { InsufficientBalanceError, NotFoundError, OutOfStockError } from './errors';
-import { idNumber } from './http';
+import { asJson } from '../platform/db';
+import { InsufficientBalanceError, NotFoundError, OutOfStockError } from '../platform/errors';
+import { idNumber } from '../platform/http';
 import { keyParams, rememberReply, type Reply } from './idempotency';
 import { ACCOUNT, changeBalance, FIRST_OUTCOMES, type BalanceRequest, type PointsDeps, type Verdict } from './points';
 
 /**
  * Paying for an order with points: a balance change like a charge (see
- * lib/points for the lock, the fencing and the one-statement pattern), that
+ * lib/points/points for the lock, the fencing and the one-statement pattern), that
  * also takes stock and writes the order.
  *
  * Round trips: Data API 1 (the PAY statement); Redis as for a charge.

@@ -1,8 +1,8 @@
-import { addDays, businessDate, msUntilNextMidnight } from './business-time';
-import { cached, evictGroup, type CacheSettings } from './cache';
-import { config } from './config';
-import { db, type Queryable } from './db';
-import type { RedisClient } from './redis';
+import { addDays, businessDate, msUntilNextMidnight } from '../platform/business-time';
+import { cached, evictGroup, type CacheSettings } from '../platform/cache';
+import { config } from '../platform/config';
+import { db, type Queryable } from '../platform/db';
+import type { RedisClient } from '../platform/redis';
 
 /**
  * The best-selling items by quantity in PAID orders over the `days` whole

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import claimSource from '../lua/idempotency-claim.lua';
-import { config } from './config';
-import { db, type Queryable } from './db';
-import { IdempotencyInProgressError, IdempotencyKeyReusedError } from './errors';
-import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from './http';
-import { logger } from './logger';
-import { luaScript, runScript, type RedisClient } from './redis';
+import claimSource from '../../lua/idempotency-claim.lua';
+import { config } from '../platform/config';
+import { db, type Queryable } from '../platform/db';
+import { IdempotencyInProgressError, IdempotencyKeyReusedError } from '../platform/errors';
+import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
+import { logger } from '../platform/logger';
+import { luaScript, runScript, type RedisClient } from '../platform/redis';
 
 /**
  * Idempotency-Key (API.md), scoped to (user, route, key).

@@ -1,5 +1,5 @@
 /**
- * The one error hierarchy. Domain code throws these; lib/http maps them to
+ * The one error hierarchy. Domain code throws these; lib/platform/http maps them to
  * RFC 9457 problem+json. Anything that is not an AppError becomes a 500 that
  * carries no internals (or a 503 when a dependency is unreachable).
  */

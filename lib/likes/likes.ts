@@ -1,18 +1,18 @@
 import { ReplyError } from 'ioredis';
-import likeSource from '../lua/like.lua';
-import likeStatusSource from '../lua/like-status.lua';
-import unlikeSource from '../lua/unlike.lua';
-import { InternalError, NotFoundError } from './errors';
+import likeSource from '../../lua/like.lua';
+import likeStatusSource from '../../lua/like-status.lua';
+import unlikeSource from '../../lua/unlike.lua';
+import { InternalError, NotFoundError } from '../platform/errors';
 import { authorshipKey, postAuthors, type PostAuthors } from './post-authors';
-import { luaScript, redis, runScript, type LuaScript, type RedisClient } from './redis';
+import { luaScript, redis, runScript, type LuaScript, type RedisClient } from '../platform/redis';
 
 /**
  * Likes live in Redis only. Key schema (REDIS_KEY_PREFIX goes in front of each):
  *
  *   likes:{u:<authorId>}:post:<postId>          SET     ids of the users who like the post
  *   likes:{u:<authorId>}:received               STRING  the author's received-like count; absent = 0
- *   likes:{u:<authorId>}:post:<postId>:author   STRING  Redis vouches the post is the author's (lib/post-authors)
- *   post-author:<postId>                        STRING  the post's author id, a cache (lib/post-authors)
+ *   likes:{u:<authorId>}:post:<postId>:author   STRING  Redis vouches the post is the author's (lib/likes/post-authors)
+ *   post-author:<postId>                        STRING  the post's author id, a cache (lib/likes/post-authors)
  *
  * A like moves the post's set and its author's counter together in one Lua
  * script, so both keys carry the author's hash tag {u:<authorId>}: they hash
@@ -105,7 +105,7 @@ export async function receivedLikes(userId: number, client: RedisClient = redis(
 /**
  * Runs a like script with the post's author. A script answers null, having
  * written nothing, when Redis no longer vouches for that author (see
- * lib/post-authors): the author is then read from the database, and the
+ * lib/likes/post-authors): the author is then read from the database, and the
  * script runs once more.
  */
 async function withAuthor<T>(postId: number, deps: LikesDeps, run: (authorId: number) => Promise<T | null>): Promise<T> {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { config } from './config';
-import { db, type Database } from './db';
-import { BalanceLimitExceededError, InternalError, NotFoundError } from './errors';
+import { config } from '../platform/config';
+import { db, type Database } from '../platform/db';
+import { BalanceLimitExceededError, InternalError, NotFoundError } from '../platform/errors';
 import {
   keyParams,
   PRIOR_REPLY,
@@ -12,16 +12,16 @@ import {
   type PriorReply,
   type Reply,
 } from './idempotency';
-import { LockLostError, withLock, type LockOptions } from './lock';
-import { redis, type RedisClient } from './redis';
+import { LockLostError, withLock, type LockOptions } from '../platform/lock';
+import { redis, type RedisClient } from '../platform/redis';
 
 /**
  * Points: reading a balance, charging it, and the way every balance change
- * runs (payments, in lib/orders, run the same way):
+ * runs (payments, in lib/points/orders, run the same way):
  *
- * 1. Keyed requests set their Idempotency-Key's running marker (lib/idempotency).
+ * 1. Keyed requests set their Idempotency-Key's running marker (lib/points/idempotency).
  * 2. The user's point lock is taken: one lock per user, shared by charge and
- *    pay, with a fencing token (lib/lock). Redis down: 503, nothing written.
+ *    pay, with a fencing token (lib/platform/lock). Redis down: 503, nothing written.
  * 3. ONE database statement does the rest, all or nothing: it finds an
  *    earlier reply to the key, locks and checks the rows, writes the balance
  *    only if the users row has seen no newer fencing token, writes history

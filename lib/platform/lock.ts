@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import acquireSource from '../lua/lock-acquire.lua';
-import extendSource from '../lua/lock-extend.lua';
-import releaseSource from '../lua/lock-release.lua';
+import acquireSource from '../../lua/lock-acquire.lua';
+import extendSource from '../../lua/lock-extend.lua';
+import releaseSource from '../../lua/lock-release.lua';
 import { config } from './config';
 import { LockTimeoutError } from './errors';
 import { logger } from './logger';
