@@ -58,6 +58,21 @@ const schema = z.object({
   BUSINESS_TIMEZONE: timeZone.default('Asia/Seoul'),
 
   /**
+   * Deadlines (lib/platform/deadline): a request answers this long before its
+   * function's timeout, so the platform's timeout error is never the answer.
+   */
+  DEADLINE_SAFETY_MARGIN_MS: positiveInt(1000),
+  /**
+   * How far Redis' or the database's clock may be behind ours. A server
+   * refuses to act for a request this long before the request's deadline;
+   * Lambda, ElastiCache and Aurora all keep time with the Amazon Time Sync
+   * Service (well under a millisecond apart), so 100 ms is generous.
+   */
+  CLOCK_SKEW_MARGIN_MS: positiveInt(100),
+  /** The deadline of work outside a Lambda request (CLIs, tests calling services directly). */
+  DEFAULT_REQUEST_BUDGET_MS: positiveInt(10000),
+
+  /**
    * Points (lib/points/points, lib/platform/lock): a holder's lease on the user's lock,
    * renewed while it works; short, so a holder that died frees the lock soon.
    */
@@ -111,6 +126,7 @@ export interface Config {
   };
   jwt: { issuer: string; audience: string };
   businessTimeZone: string;
+  deadline: { safetyMarginMs: number; clockSkewMarginMs: number; defaultBudgetMs: number };
   pointLock: { leaseMs: number; waitBudgetMs: number };
   idempotency: { markerTtlMs: number; retentionDays: number };
   cache: {
@@ -158,6 +174,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     },
     jwt: { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
     businessTimeZone: e.BUSINESS_TIMEZONE,
+    deadline: {
+      safetyMarginMs: e.DEADLINE_SAFETY_MARGIN_MS,
+      clockSkewMarginMs: e.CLOCK_SKEW_MARGIN_MS,
+      defaultBudgetMs: e.DEFAULT_REQUEST_BUDGET_MS,
+    },
     pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS },
     idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS, retentionDays: e.IDEMPOTENCY_RETENTION_DAYS },
     cache: {

@@ -5,6 +5,7 @@ import type {
 } from 'aws-lambda';
 import { z } from 'zod';
 import { config } from './config';
+import { deadlineOf, withDeadline } from './deadline';
 import { AppError, DependencyUnavailableError, InternalError, ValidationError } from './errors';
 import { logger } from './logger';
 import { isRedisUnavailable } from './redis';
@@ -59,12 +60,16 @@ export function toAppError(error: unknown): AppError {
   return new InternalError('unexpected error', { cause: error });
 }
 
-/** Wraps a handler: every throw becomes problem+json, 5xx are logged with their cause. */
+/**
+ * Wraps a handler: the request runs under one deadline (lib/platform/deadline)
+ * derived from the invocation's remaining time; every throw becomes
+ * problem+json, 5xx are logged with their cause.
+ */
 export function httpHandler(fn: HttpHandler): HttpHandler {
   config(); // validate the environment at cold start, not on the first request
   return async (event, context) => {
     try {
-      return await fn(event, context);
+      return await withDeadline(deadlineOf(context), () => fn(event, context));
     } catch (thrown) {
       const error = toAppError(thrown);
       if (error.status >= 500) {
