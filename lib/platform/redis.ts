@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { config } from './config';
+import { currentDeadline } from './deadline';
 import { logger } from './logger';
 
 /**
@@ -82,10 +83,27 @@ export interface LuaScript {
   readonly numberOfKeys: number;
   readonly source: string;
   readonly sha1: string;
+  /**
+   * A script that writes takes the request's cutoff as ARGV[1] (runScript
+   * puts it there) and must refuse, before any write, once Redis TIME is past
+   * it, with an error reply starting `EXPIRED`: a command that reaches Redis
+   * after its client gave up (Redis paused, a re-sent command after a
+   * reconnect) then does nothing. Its first lines are always:
+   *
+   *   local now = redis.call('TIME')
+   *   if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+   *     return redis.error_reply('EXPIRED the request gave up before this ran')
+   *   end
+   */
+  readonly deadline: boolean;
 }
 
-export function luaScript(name: string, numberOfKeys: number, source: string): LuaScript {
-  return { name, numberOfKeys, source, sha1: createHash('sha1').update(source).digest('hex') };
+export function luaScript(name: string, numberOfKeys: number, source: string, options: { deadline?: boolean } = {}): LuaScript {
+  const deadline = options.deadline ?? false;
+  if (deadline && !/redis\.call\('TIME'\)[\s\S]*EXPIRED/.test(source)) {
+    throw new Error(`${name}: a deadline script must check Redis TIME against ARGV[1] and reply EXPIRED`);
+  }
+  return { name, numberOfKeys, source, sha1: createHash('sha1').update(source).digest('hex'), deadline };
 }
 
 type ScriptRunner = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
@@ -112,7 +130,16 @@ export async function runScript<T>(
     names.add(script.name);
   }
   const run = (client as unknown as Record<string, ScriptRunner>)[script.name]!;
-  return (await run.call(client, ...keys, ...args)) as T;
+  const allArgs = script.deadline ? [commandCutoffMs(), ...args] : args;
+  return (await run.call(client, ...keys, ...allArgs)) as T;
+}
+
+/**
+ * The cutoff a deadline script gets: the request's, or sooner when the
+ * command's own timeout ends first (the client stops waiting then).
+ */
+function commandCutoffMs(): number {
+  return currentDeadline().within(config().redis.commandTimeoutMs).serverCutoffMs();
 }
 
 const unavailableCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN']);
@@ -127,6 +154,9 @@ const unavailableMessages = [
   'CLUSTERDOWN',
   'TRYAGAIN',
   'MASTERDOWN',
+  'READONLY',
+  // A deadline script that reached Redis after its client gave up (see LuaScript.deadline).
+  'EXPIRED',
 ];
 
 /** Does this error mean "Redis cannot be reached right now" (a 503, not a bug)? */
