@@ -14,8 +14,10 @@ import { header, idString, type HttpEvent } from './http';
 export function callerId(event: HttpEvent): number {
   const claims = config().localAuth ? localClaims(event) : event.requestContext.authorizer?.jwt?.claims;
   if (!claims) throw new UnauthorizedError('no verified token claims');
-  const sub = idString.safeParse(claims.sub);
-  if (!sub.success) throw new UnauthorizedError('token subject is not a user id');
+  // USER_ID_CLAIM (default `sub`): identity providers whose `sub` is not an id name another claim.
+  const claim = config().jwt.userIdClaim;
+  const sub = idString.safeParse(claims[claim]);
+  if (!sub.success) throw new UnauthorizedError(`token claim ${claim} is not a user id`);
   return sub.data;
 }
 

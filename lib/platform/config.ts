@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LOCAL_ISSUER } from './local-token';
 
 /**
  * The one place that reads process.env. Validated once per cold start; a bad
@@ -51,9 +52,37 @@ const schema = z.object({
    * timeouts: past it the client gets 503 with Retry-After and retries.
    */
   DB_RESUME_BUDGET_MS: positiveInt(5000),
+  /**
+   * The longest any one Data API call may take before the client gives up
+   * on it (503). Also how long a balance statement may wait for a row lock:
+   * API.md wants a 503 within about 2 s when the database does not answer.
+   */
+  DB_CALL_TIMEOUT_MS: positiveInt(1200),
+  /**
+   * Kept back from a balance statement's time for finding out, when its
+   * call failed after it was sent, whether it committed (lib/points/points).
+   */
+  DB_RESOLVE_BUDGET_MS: positiveInt(800),
+  /**
+   * The function's timeout in seconds, set in serverless.yml on the
+   * functions that take the point lock (charge, pay): the cold start checks
+   * that the lock wait, the statement and its resolution fit inside it.
+   */
+  FUNCTION_TIMEOUT_S: z.coerce.number().positive().optional(),
 
   JWT_ISSUER: z.string().min(1),
   JWT_AUDIENCE: z.string().min(1),
+  /**
+   * The verified claim that carries the caller's user id (API.md "Who is
+   * calling"). Cognito's `sub` is a UUID: name a custom claim such as
+   * `custom:user_id` instead.
+   */
+  USER_ID_CLAIM: z.string().min(1).default('sub'),
+
+  /** CloudWatch namespace of the EMF metrics (lib/platform/metrics). */
+  METRICS_NAMESPACE: z.string().min(1).default('LikesPointsPopular'),
+  /** X-Ray tracing through Powertools Tracer (lib/platform/tracing); the stage's `tracing` param sets it. */
+  TRACING_ENABLED: flag,
 
   BUSINESS_TIMEZONE: timeZone.default('Asia/Seoul'),
 
@@ -123,8 +152,12 @@ export interface Config {
     database: string;
     endpoint: string | undefined;
     resumeBudgetMs: number;
+    callTimeoutMs: number;
+    resolveBudgetMs: number;
   };
-  jwt: { issuer: string; audience: string };
+  jwt: { issuer: string; audience: string; userIdClaim: string };
+  metrics: { namespace: string };
+  tracing: boolean;
   businessTimeZone: string;
   deadline: { safetyMarginMs: number; clockSkewMarginMs: number; defaultBudgetMs: number };
   pointLock: { leaseMs: number; waitBudgetMs: number };
@@ -136,6 +169,9 @@ export interface Config {
     ttlJitterMs: number;
   };
 }
+
+/** Stages that only ever run on a developer's machine or in CI: `local` (npm start), and the test and bench processes. */
+const OFFLINE_STAGES = new Set(['local', 'test', 'bench']);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -154,10 +190,32 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   // but also IS_OFFLINE. Unsigned local tokens must never be accepted by a
   // function running in AWS, whatever the stage is called there.
   const inRealLambda = e.AWS_LAMBDA_FUNCTION_NAME !== undefined && !e.IS_OFFLINE;
+  if (e.FUNCTION_TIMEOUT_S !== undefined) {
+    // A request that waits the whole lock budget must still have time for its
+    // statement and that statement's resolution, and answer before the platform kills it.
+    const needed =
+      e.POINT_LOCK_WAIT_BUDGET_MS + e.DB_CALL_TIMEOUT_MS + e.DB_RESOLVE_BUDGET_MS + e.DEADLINE_SAFETY_MARGIN_MS + e.CLOCK_SKEW_MARGIN_MS;
+    if (e.FUNCTION_TIMEOUT_S * 1000 <= needed) {
+      throw new ConfigError(
+        `invalid environment: FUNCTION_TIMEOUT_S (${e.FUNCTION_TIMEOUT_S} s) must be more than POINT_LOCK_WAIT_BUDGET_MS + DB_CALL_TIMEOUT_MS + DB_RESOLVE_BUDGET_MS + DEADLINE_SAFETY_MARGIN_MS + CLOCK_SKEW_MARGIN_MS (${needed} ms)`,
+      );
+    }
+  }
+  // The local endpoint would receive every signed Data API call, credentials
+  // and SQL included: one stray param must fail the cold start, not redirect
+  // a deployed stage's database traffic. Tests and the bench call services
+  // in-process under their own stage names, never inside Lambda.
+  if (e.DATA_API_ENDPOINT !== undefined && (inRealLambda || !OFFLINE_STAGES.has(e.STAGE))) {
+    throw new ConfigError(
+      `invalid environment: DATA_API_ENDPOINT: is only allowed on stage local (or ${[...OFFLINE_STAGES].filter((s) => s !== 'local').join(', ')} outside Lambda), not on stage ${e.STAGE}${inRealLambda ? ' in AWS Lambda' : ''}`,
+    );
+  }
   return {
     stage: e.STAGE,
     region: e.AWS_REGION,
-    localAuth: e.STAGE === 'local' && !inRealLambda,
+    // And only with the local issuer: a process that merely calls itself
+    // `local` but trusts a real identity provider still gets no shortcut.
+    localAuth: e.STAGE === 'local' && !inRealLambda && e.JWT_ISSUER === LOCAL_ISSUER,
     redis: {
       url: e.REDIS_URL,
       cluster: e.REDIS_CLUSTER,
@@ -171,8 +229,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       database: e.DB_NAME,
       endpoint: e.DATA_API_ENDPOINT,
       resumeBudgetMs: e.DB_RESUME_BUDGET_MS,
+      callTimeoutMs: e.DB_CALL_TIMEOUT_MS,
+      resolveBudgetMs: e.DB_RESOLVE_BUDGET_MS,
     },
-    jwt: { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, userIdClaim: e.USER_ID_CLAIM },
+    metrics: { namespace: e.METRICS_NAMESPACE },
+    tracing: e.TRACING_ENABLED,
     businessTimeZone: e.BUSINESS_TIMEZONE,
     deadline: {
       safetyMarginMs: e.DEADLINE_SAFETY_MARGIN_MS,
