@@ -1,7 +1,8 @@
 /**
  * The one error hierarchy. Domain code throws these; lib/platform/http maps them to
  * RFC 9457 problem+json. Anything that is not an AppError becomes a 500 that
- * carries no internals (or a 503 when a dependency is unreachable).
+ * carries no internals, or a 503 when lib/platform/dependency-errors
+ * recognizes it as a dependency being unreachable.
  */
 
 export type ErrorCode =
@@ -81,6 +82,12 @@ export class IdempotencyInProgressError extends AppError {
   readonly status = 409;
   readonly code = 'IDEMPOTENCY_IN_PROGRESS';
   readonly title = 'Request in progress';
+  /** The first request usually finishes within a second; its reply is then replayed. */
+  override readonly retryAfterSeconds: number;
+  constructor(detail: string, retryAfterSeconds = 1) {
+    super(detail);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
 }
 
 export class IdempotencyKeyReusedError extends AppError {
