@@ -1,27 +1,126 @@
--- Takes a lock and issues its fencing token in one step: no holder runs
--- without a token, and no token is issued without the lock.
--- KEYS[1]: the lock; KEYS[2]: its fencing counter (same hash tag, same slot)
--- ARGV[1]: lease in ms; ARGV[2]: how long the counter is kept, in ms;
--- ARGV[3]: the holder's random token (the lock's value; release and extend check it)
--- Reply: {fencing token, 0} when taken, or
---        {0, ms left on the current holder's lease} when held.
-local held_for = redis.call('PTTL', KEYS[1])
-if held_for ~= -2 then
-  return {0, held_for}
+-- Takes a lock and issues its fencing token in one step (no holder runs
+-- without a token, no token is issued without the lock), or queues the caller
+-- as a waiter, first in first out, to be handed the lock by lock-handover.lua.
+-- KEYS[1]: the lock, value "<holder token>:<fence>"; KEYS[2]: its fencing counter;
+-- KEYS[3]: its waiters, a list of tokens, oldest first; KEYS[4]: hash token ->
+--   "<wait until ms>:<lease until ms>:<handover lease ms>" (Redis TIME).
+--   All of them, and each waiter's mailbox KEYS[1]..':w:'..token, share one
+--   hash tag (one cluster slot).
+-- ARGV[1]: the request's cutoff, epoch ms (see LuaScript.deadline in lib/platform/redis.ts)
+-- ARGV[2]: lease ms; ARGV[3]: how long the counter is kept, ms;
+-- ARGV[4]: the caller's random token;
+-- ARGV[5]: ms the caller still waits; 0: do not queue (spin, fail-fast);
+-- ARGV[6]: ms its process may still hold a lock; ARGV[7]: the lease, ms, of
+--   a lock handed over to it (a short claim, renewed like any lease);
+-- ARGV[8]: ms a queued waiter may stay silent past its next check before its
+--   entry lapses (a waiter that died must not be handed the lock for long).
+-- Reply: {fence, 0, lease ms} when the caller holds the lock (taken now, or
+--        taken by an earlier run of this same call, or handed over to it and
+--        not yet collected), or {0, ms left on the current lease, 0}.
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+  return redis.error_reply('EXPIRED the request gave up before this ran')
 end
+local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local now_ms = math.floor(now_us / 1000)
+local lock, counter, queue, times = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token = ARGV[4]
+
+-- Keep the three functions below in step with lock-handover.lua.
 
 -- A counter alone restarts at 1 when Redis loses it (a failover without
 -- persistence, an eviction), and the database would then refuse every write
 -- as stale. Never issuing less than Redis TIME in microseconds keeps tokens
--- increasing across such a loss.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local token = redis.call('INCR', KEYS[2])
--- %.0f: tostring() and number arguments keep only 14 significant digits.
-if token < now then
-  token = now
-  redis.call('SET', KEYS[2], string.format('%.0f', token))
+-- increasing across such a loss. %.0f: tostring() keeps 14 digits only.
+local function issue_fence()
+  local fence = redis.call('INCR', counter)
+  if fence < now_us then
+    fence = now_us
+    redis.call('SET', counter, string.format('%.0f', fence))
+  end
+  redis.call('PEXPIRE', counter, ARGV[3])
+  return string.format('%.0f', fence)
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
-return {token, 0}
+
+-- The oldest waiter still waiting, with its lease until and handover lease;
+-- entries of waiters that gave up or went silent are dropped on the way.
+local function live_head()
+  while true do
+    local head = redis.call('LINDEX', queue, 0)
+    if not head then return nil end
+    local entry = redis.call('HGET', times, head)
+    if entry then
+      local wait_until, lease_until, handover = string.match(entry, '^(%d+):(%d+):(%d+)$')
+      if wait_until and tonumber(wait_until) > now_ms and tonumber(lease_until) > now_ms then
+        return head, tonumber(lease_until), tonumber(handover)
+      end
+    end
+    redis.call('LPOP', queue)
+    redis.call('HDEL', times, head)
+  end
+end
+
+-- The waiter becomes the holder before it knows: its BLPOP (or its next
+-- poll, which finds its own token) collects the fence. The short lease bounds
+-- what a waiter that died after its last check costs the ones behind it.
+local function hand_over(head, lease_until, handover)
+  redis.call('LPOP', queue)
+  redis.call('HDEL', times, head)
+  local fence = issue_fence()
+  local lease = math.min(handover, lease_until - now_ms)
+  redis.call('SET', lock, head .. ':' .. fence, 'PX', lease)
+  local mailbox = lock .. ':w:' .. head
+  redis.call('RPUSH', mailbox, fence .. ':' .. lease)
+  redis.call('PEXPIRE', mailbox, lease)
+end
+
+local function enqueue(held_for)
+  local entry_ms = math.min(tonumber(ARGV[5]), held_for) + tonumber(ARGV[8])
+  if not redis.call('LPOS', queue, token) then
+    redis.call('RPUSH', queue, token)
+  end
+  redis.call('HSET', times, token, string.format('%.0f:%.0f:%d', now_ms + entry_ms, now_ms + tonumber(ARGV[6]), tonumber(ARGV[7])))
+  -- The queue outlives its longest-lived entry, and no longer.
+  if redis.call('PTTL', queue) < entry_ms then
+    redis.call('PEXPIRE', queue, entry_ms)
+    redis.call('PEXPIRE', times, entry_ms)
+  end
+end
+
+local function withdraw()
+  redis.call('LREM', queue, 0, token)
+  redis.call('HDEL', times, token)
+end
+
+local value = redis.call('GET', lock)
+if value then
+  if string.sub(value, 1, #token + 1) == token .. ':' then
+    -- Ours already: this call sent again after a reconnect, or a handover
+    -- found by polling. Either way the caller holds it.
+    redis.call('DEL', lock .. ':w:' .. token)
+    withdraw()
+    return {tonumber(string.sub(value, #token + 2)), 0, math.max(1, redis.call('PTTL', lock))}
+  end
+  local held_for = redis.call('PTTL', lock)
+  -- PTTL -1: no TTL, so nobody would ever free it (a stray SET, a PERSIST):
+  -- stale, taken over below.
+  if held_for >= 0 then
+    if tonumber(ARGV[5]) > 0 then enqueue(held_for) end
+    return {0, held_for, 0}
+  end
+end
+
+local head, lease_until, handover = live_head()
+if head and head ~= token then
+  -- Free, but others queued first (its holder died, or let it expire):
+  -- theirs, in order.
+  hand_over(head, lease_until, handover)
+  local held_for = redis.call('PTTL', lock)
+  if tonumber(ARGV[5]) > 0 then enqueue(held_for) end
+  return {0, held_for, 0}
+end
+if head then withdraw() end
+
+local fence = issue_fence()
+redis.call('SET', lock, token .. ':' .. fence, 'PX', ARGV[2])
+return {tonumber(fence), 0, tonumber(ARGV[2])}

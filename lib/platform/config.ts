@@ -103,9 +103,11 @@ const schema = z.object({
 
   /**
    * Points (lib/points/points, lib/platform/lock): a holder's lease on the user's lock,
-   * renewed while it works; short, so a holder that died frees the lock soon.
+   * renewed while it works (every third); short, so a holder that died frees the lock soon.
    */
-  POINT_LOCK_LEASE_MS: positiveInt(5000),
+  POINT_LOCK_LEASE_MS: positiveInt(2000),
+  /** How a request waits for the user's lock: 'notify' (queued, handed over), 'spin' (polling), 'fail-fast'. */
+  POINT_LOCK_STRATEGY: z.enum(['notify', 'spin', 'fail-fast']).default('notify'),
   /**
    * How long a request waits for the user's lock before 409 LOCK_TIMEOUT.
    * Room for a burst of ~200 requests of one user served one at a time at
@@ -160,7 +162,7 @@ export interface Config {
   tracing: boolean;
   businessTimeZone: string;
   deadline: { safetyMarginMs: number; clockSkewMarginMs: number; defaultBudgetMs: number };
-  pointLock: { leaseMs: number; waitBudgetMs: number };
+  pointLock: { leaseMs: number; waitBudgetMs: number; strategy: 'notify' | 'spin' | 'fail-fast' };
   idempotency: { markerTtlMs: number; retentionDays: number };
   cache: {
     lockTtlMs: number;
@@ -241,7 +243,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       clockSkewMarginMs: e.CLOCK_SKEW_MARGIN_MS,
       defaultBudgetMs: e.DEFAULT_REQUEST_BUDGET_MS,
     },
-    pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS },
+    pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS, strategy: e.POINT_LOCK_STRATEGY },
     idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS, retentionDays: e.IDEMPOTENCY_RETENTION_DAYS },
     cache: {
       lockTtlMs: e.CACHE_LOCK_TTL_MS,

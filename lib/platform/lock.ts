@@ -2,11 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import acquireSource from '../../lua/lock-acquire.lua';
 import extendSource from '../../lua/lock-extend.lua';
-import releaseSource from '../../lua/lock-release.lua';
+import handoverSource from '../../lua/lock-handover.lua';
+import raiseFenceSource from '../../lua/lock-raise-fence.lua';
 import { config } from './config';
+import { currentDeadline } from './deadline';
 import { LockTimeoutError } from './errors';
 import { logger } from './logger';
-import { luaScript, redis, runScript, type RedisClient } from './redis';
+import { notificationAvailable, waitForMail } from './lock/mailbox';
+import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from './redis';
+
+export { closeMailboxConnections } from './lock/mailbox';
 
 /**
  * A fenced mutual-exclusion lock in Redis, with a lease.
@@ -17,14 +22,42 @@ import { luaScript, redis, runScript, type RedisClient } from './redis';
  * a holder that stalled (a GC pause, a frozen Lambda), and the token is what
  * stops that holder from writing after the next one.
  *
- * Round trips to Redis: one to acquire (plus one per retry while it is held),
- * one to release, and one per renewal; a renewal happens only when the work
- * outlasts a third of the lease.
+ * Three ways to wait for a held lock (LockOptions.strategy):
+ * - 'fail-fast': do not wait: LockTimeoutError at once.
+ * - 'spin': poll with exponential backoff and full jitter.
+ * - 'notify' (the default): queue up, first in first out, and sleep on a
+ *   BLPOP of one's own mailbox; the releaser hands the lock straight to the
+ *   oldest live waiter in the same script that frees it (lua/lock-handover.lua),
+ *   so no time is lost between holders and nobody polls. A handover pushed
+ *   before the waiter blocks stays in its mailbox, so no wake-up is missed.
+ *   Without a blocking connection (see lock/mailbox.ts) a queued waiter polls
+ *   instead, and finds a lock handed to it by its own token.
+ *
+ * A lock's keys share its hash tag, so they live in one cluster slot: the
+ * lock `K` (value "<random token>:<fence>"), `K:fence` (the counter), `K:q`
+ * and `K:qt` (the waiters and their times) and each waiter's `K:w:<token>`.
+ * A key meant for Redis Cluster must carry a hash tag, as pointLockKey does.
+ *
+ * Nothing a request gave up on takes effect later: acquire and extend are
+ * deadline scripts (they refuse once Redis TIME is past the request's
+ * cutoff), an acquire sent twice (ioredis re-sends after a reconnect) finds
+ * its own token and returns the same fence, and a waiter that fails or gives
+ * up withdraws (and hands on a lock handed to it meanwhile). A waiter that
+ * dies without withdrawing drops out of the queue within a short silence
+ * (SILENT_WAITER_MS past its next check), and a lock handed to it lapses
+ * after its short handover lease. The wait obeys both the wait budget and
+ * the request's deadline, on the monotonic clock.
+ *
+ * Redis commands per acquisition: 1 (acquire) + 1 (release) when free; with
+ * 'notify' and the lock busy, +1 (the BLPOP), +2 for every time a waiter
+ * wakes at the end of the holder's lease to check on it; renewals, 1 each,
+ * only when the work outlasts a third of its lease.
  */
 
-const acquireScript = luaScript('lockAcquire', 2, acquireSource);
-const extendScript = luaScript('lockExtend', 1, extendSource);
-const releaseScript = luaScript('lockRelease', 1, releaseSource);
+const acquireScript = luaScript('lockAcquire', 4, acquireSource, { deadline: true });
+const extendScript = luaScript('lockExtend', 1, extendSource, { deadline: true });
+const handoverScript = luaScript('lockHandover', 4, handoverSource);
+const raiseFenceScript = luaScript('lockRaiseFence', 1, raiseFenceSource);
 
 /**
  * How long a lock's fencing counter outlives its last use. Tokens stay
@@ -33,6 +66,27 @@ const releaseScript = luaScript('lockRelease', 1, releaseSource);
  * from holding memory forever.
  */
 const FENCE_COUNTER_TTL_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A queued waiter wakes when the holder's lease would end (the holder may
+ * have died without handing over) plus this much, to check on the lock.
+ */
+const WAKE_SLACK_MS = 20;
+/**
+ * How long past that check a waiter's queue entry lives without it: the
+ * waiter is back within a round trip unless it died, and a dead waiter must
+ * drop out before the lock is handed to it.
+ */
+const SILENT_WAITER_MS = 300;
+/**
+ * The lease of a lock handed to a waiter, until it renews it (at a third, as
+ * any holder). Short, because the waiter may have died since its last check;
+ * long enough for a live one to wake and renew on a busy machine.
+ */
+const DEFAULT_HANDOVER_LEASE_MS = 1000;
+
+const keysOf = (key: string) => [key, `${key}:fence`, `${key}:q`, `${key}:qt`];
+const mailboxOf = (key: string, token: string) => `${key}:w:${token}`;
 
 /**
  * The guarded store refused a write: its fencing token was older than one it
@@ -49,26 +103,35 @@ export class LockLostError extends LockTimeoutError {
 /** A held lock. */
 export interface Lease {
   readonly key: string;
-  /** Random, the lock's value while held: only its holder may release or renew it. */
+  /** The lock's value while held ("<random>:<fence>"): only its holder may release or renew it. */
   readonly token: string;
   /** The fencing token: greater than every token issued for this key before. */
   readonly fence: number;
+  /** The lease granted at acquisition, ms (a handed-over lock starts with a short one). */
+  readonly leaseMs: number;
 }
+
+export type LockStrategy = 'fail-fast' | 'spin' | 'notify';
 
 export interface LockOptions {
   client?: RedisClient;
+  /** How to wait for a held lock; default from config (POINT_LOCK_STRATEGY, 'notify'). */
+  strategy?: LockStrategy;
   /** Lease length; renewed every third of it while the work runs. */
   leaseMs?: number;
-  /** How long to wait for a held lock before LockTimeoutError. */
+  /** How long to wait for a held lock before LockTimeoutError (never past the request's deadline). */
   waitBudgetMs?: number;
   /**
    * Time left before the process is stopped (in Lambda,
-   * context.getRemainingTimeInMillis). No lease is set beyond it, so a
-   * function killed at its timeout never keeps others waiting for longer.
+   * context.getRemainingTimeInMillis). No lease is set beyond it, nor beyond
+   * the request's deadline, so a function killed at its timeout never keeps
+   * others waiting for longer.
    */
   remainingTimeMs?: () => number;
-  /** Exponential backoff with full jitter between attempts: first cap, largest cap. */
+  /** 'spin', and 'notify' without notification: backoff with full jitter, first cap, largest cap. */
   backoff?: { baseMs: number; maxMs: number };
+  /** 'notify': the lease of a lock handed to this waiter until it renews it. */
+  handoverLeaseMs?: number;
 }
 
 /**
@@ -84,59 +147,141 @@ type Settings = Required<LockOptions>;
 
 /** Defaults: the point lock's settings from config, the one lock of this service. */
 function settingsOf(options: LockOptions): Settings {
+  const leaseMs = options.leaseMs ?? config().pointLock.leaseMs;
   return {
     client: options.client ?? redis(),
-    leaseMs: options.leaseMs ?? config().pointLock.leaseMs,
+    strategy: options.strategy ?? config().pointLock.strategy,
+    leaseMs,
     waitBudgetMs: options.waitBudgetMs ?? config().pointLock.waitBudgetMs,
     remainingTimeMs: options.remainingTimeMs ?? unlimited,
     backoff: options.backoff ?? DEFAULT_BACKOFF,
+    handoverLeaseMs: Math.min(options.handoverLeaseMs ?? DEFAULT_HANDOVER_LEASE_MS, leaseMs),
   };
 }
 
+/** How long this process may still hold a lock: the Lambda's time and the request's deadline. */
+function holdableMs(settings: Pick<Settings, 'remainingTimeMs'>): number {
+  return Math.max(1, Math.floor(Math.min(settings.remainingTimeMs(), currentDeadline().remainingMs())));
+}
+
 /** The lease to ask for now: the configured one, cut to the time the process has left. */
-function leaseNow(settings: Settings): number {
-  return Math.max(1, Math.floor(Math.min(settings.leaseMs, settings.remainingTimeMs())));
+function leaseNow(settings: Pick<Settings, 'leaseMs' | 'remainingTimeMs'>): number {
+  return Math.min(Math.max(1, Math.floor(settings.leaseMs)), holdableMs(settings));
 }
 
 export type Attempt = { acquired: true; lease: Lease } | { acquired: false; heldForMs: number };
 
-/** One attempt, no waiting. When the lock is held, says how long its lease still runs. */
-export async function tryAcquire(key: string, leaseMs: number, client: RedisClient = redis()): Promise<Attempt> {
-  const token = randomUUID();
-  const [fence, heldForMs] = await runScript<[number, number]>(acquireScript, [key, `${key}:fence`], [leaseMs, FENCE_COUNTER_TTL_MS, token], client);
-  return fence > 0 ? { acquired: true, lease: { key, token, fence } } : { acquired: false, heldForMs };
+type AcquireReply = [fence: number, heldForMs: number, grantedMs: number];
+
+function runAcquire(key: string, token: string, settings: Settings, queueForMs: number): Promise<AcquireReply> {
+  const holdable = holdableMs(settings);
+  return runScript<AcquireReply>(
+    acquireScript,
+    keysOf(key),
+    [leaseNow(settings), FENCE_COUNTER_TTL_MS, token, queueForMs, holdable, Math.max(1, Math.min(settings.handoverLeaseMs, holdable)), SILENT_WAITER_MS],
+    settings.client,
+  );
 }
 
-/** Renews the lease; false when the lock is no longer this holder's. */
+const leaseOf = (key: string, token: string, fence: number, leaseMs: number): Lease => ({ key, token: `${token}:${fence}`, fence, leaseMs });
+
+/** One attempt, no waiting, no queueing. When the lock is held, says how long its lease still runs. */
+export async function tryAcquire(key: string, leaseMs: number, client: RedisClient = redis()): Promise<Attempt> {
+  const token = randomUUID();
+  const settings = settingsOf({ client, leaseMs, strategy: 'fail-fast' });
+  const [fence, heldForMs, grantedMs] = await runAcquire(key, token, settings, 0);
+  return fence > 0 ? { acquired: true, lease: leaseOf(key, token, fence, grantedMs) } : { acquired: false, heldForMs };
+}
+
+/** Renews the lease; false when the lock is no longer this holder's. Refused (EXPIRED) past the request's deadline. */
 export async function extendLock(lease: Lease, leaseMs: number, client: RedisClient = redis()): Promise<boolean> {
   return (await runScript<number>(extendScript, [lease.key], [lease.token, leaseMs], client)) === 1;
 }
 
-/** Frees the lock; false when it was no longer this holder's (the lease had expired). */
+/**
+ * Frees the lock and hands it to the oldest live waiter, if any; false when
+ * it was no longer this holder's (the lease had expired).
+ */
 export async function releaseLock(lease: Lease, client: RedisClient = redis()): Promise<boolean> {
-  return (await runScript<number>(releaseScript, [lease.key], [lease.token], client)) === 1;
+  return (await runScript<number>(handoverScript, keysOf(lease.key), [lease.token, '', FENCE_COUNTER_TTL_MS], client)) === 1;
 }
 
 /**
- * Takes the lock, retrying with exponential backoff and full jitter within
- * the wait budget; past it, LockTimeoutError (409 LOCK_TIMEOUT, Retry-After).
- * Redis failing is thrown as it is (a 503), never retried here.
+ * Raises the key's fencing counter to at least `atLeast`, so the next lock
+ * taken gets a greater token: for a guarded store that is ahead of Redis (a
+ * lost counter and a clock step back), which would otherwise refuse every
+ * holder as stale. Returns the counter's value. The current holder keeps its
+ * (now stale) token: take the lock again to write.
+ */
+export async function raiseFence(key: string, atLeast: number, client: RedisClient = redis()): Promise<number> {
+  if (!Number.isSafeInteger(atLeast) || atLeast < 0) throw new RangeError(`raiseFence: ${atLeast} is not a fencing token`);
+  return Number(await runScript<number>(raiseFenceScript, [`${key}:fence`], [atLeast, FENCE_COUNTER_TTL_MS], client));
+}
+
+/** A waiter stops waiting: out of the queue, and a lock handed to it meanwhile goes on to the next. */
+function withdraw(key: string, token: string, client: RedisClient): Promise<unknown> {
+  return runScript(handoverScript, keysOf(key), ['', token, FENCE_COUNTER_TTL_MS], client);
+}
+
+/**
+ * Takes the lock, waiting by the chosen strategy within the wait budget and
+ * the request's deadline; past them, LockTimeoutError (409 LOCK_TIMEOUT,
+ * Retry-After). Redis failing is thrown as it is (a 503), never retried here.
  */
 export async function acquireLock(key: string, options: LockOptions = {}): Promise<Lease> {
   return acquireWith(key, settingsOf(options));
 }
 
 async function acquireWith(key: string, settings: Settings): Promise<Lease> {
-  const deadline = Date.now() + settings.waitBudgetMs;
-  for (let attempt = 0; ; attempt++) {
-    const result = await tryAcquire(key, leaseNow(settings), settings.client);
-    if (result.acquired) return result.lease;
-    const left = deadline - Date.now();
-    if (left <= 0) throw new LockTimeoutError(`still held by another request after ${settings.waitBudgetMs} ms`, 1);
-    const cap = Math.min(settings.backoff.maxMs, settings.backoff.baseMs * 2 ** attempt);
-    // A holder's lease ends within heldForMs at the latest (it may have died).
-    const pause = Math.min(Math.random() * cap, left, result.heldForMs > 0 ? result.heldForMs : cap);
-    await sleep(Math.max(1, pause));
+  const { strategy, client } = settings;
+  const budgetMs = Math.min(settings.waitBudgetMs, currentDeadline().remainingMs());
+  const waitEnd = performance.now() + budgetMs;
+  const token = randomUUID();
+  const queues = strategy === 'notify';
+  let queued = false;
+  let held = false;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const queueForMs = queues ? Math.max(1, Math.ceil(waitEnd - performance.now())) : 0;
+      const [fence, heldForMs, grantedMs] = await runAcquire(key, token, settings, queueForMs);
+      if (fence > 0) {
+        held = true;
+        return leaseOf(key, token, fence, grantedMs);
+      }
+      queued ||= queues;
+      const left = waitEnd - performance.now();
+      if (strategy === 'fail-fast' || left <= 0) {
+        throw new LockTimeoutError(`still held by another request after ${Math.round(budgetMs)} ms`, 1);
+      }
+      if (queues && notificationAvailable(client)) {
+        const mail = await waitForMail(client, mailboxOf(key, token), Math.min(left, heldForMs + WAKE_SLACK_MS));
+        if (mail !== null) {
+          const [handedFence, handedLeaseMs] = mail.split(':').map(Number) as [number, number];
+          held = true;
+          return leaseOf(key, token, handedFence, handedLeaseMs);
+        }
+        // No handover in time: the holder may have died; check on the lock.
+        continue;
+      }
+      const cap = Math.min(settings.backoff.maxMs, settings.backoff.baseMs * 2 ** attempt);
+      // A holder's lease ends within heldForMs at the latest (it may have died).
+      await sleep(Math.max(1, Math.min(Math.random() * cap, left, heldForMs > 0 ? heldForMs : cap)));
+    }
+  } catch (error) {
+    if (!held && isRedisUnavailable(error)) {
+      // An acquire that timed out here may still run when Redis answers
+      // again (or may have run, its reply lost): take back whatever it did,
+      // without making the 503 wait for it.
+      withdraw(key, token, client).catch(() => undefined);
+      queued = false;
+    }
+    throw error;
+  } finally {
+    if (queued && !held) {
+      await withdraw(key, token, client).catch((error: Error) =>
+        logger.warn('lock wait withdrawal failed; the queue entry lapses by itself', { key, error: error.message }),
+      );
+    }
   }
 }
 
@@ -169,24 +314,27 @@ function keepRenewed(lease: Lease, settings: Settings): { stop(): Promise<void> 
   let timer: NodeJS.Timeout | undefined;
   let renewing: Promise<void> = Promise.resolve();
 
-  const schedule = () => {
+  const schedule = (currentLeaseMs: number) => {
     timer = setTimeout(() => {
-      renewing = extendLock(lease, leaseNow(settings), settings.client).then(
+      const next = leaseNow(settings);
+      renewing = extendLock(lease, next, settings.client).then(
         (held) => {
           if (!held) logger.warn('lock lost during the work; its writes are fenced', { key: lease.key });
-          else if (!stopped) schedule();
+          else if (!stopped) schedule(next);
         },
         (error: Error) => {
+          // Past the request's deadline the lease must run out, not be renewed.
+          if (error.message.includes('EXPIRED')) return;
           // Redis may be back before the lease ends: keep trying.
           logger.warn('lock renewal failed', { key: lease.key, error: error.message });
-          if (!stopped) schedule();
+          if (!stopped) schedule(currentLeaseMs);
         },
       );
-    }, Math.max(1, settings.leaseMs / 3));
+    }, Math.max(1, currentLeaseMs / 3));
     timer.unref();
   };
 
-  schedule();
+  schedule(lease.leaseMs);
   return {
     async stop() {
       stopped = true;
