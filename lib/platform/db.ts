@@ -4,10 +4,12 @@ import {
   ExecuteStatementCommand,
   RDSDataClient,
   RollbackTransactionCommand,
-    type SqlParameter,
+  type SqlParameter,
 } from '@aws-sdk/client-rds-data';
 import { config } from './config';
+import { isDatabaseUnavailable } from './dependency-errors';
 import { DependencyUnavailableError } from './errors';
+import { currentDeadline } from './deadline';
 import { logger } from './logger';
 
 /**
@@ -42,8 +44,14 @@ export interface QueryResult<Row> {
   rowCount: number;
 }
 
+/** Per call. Every call is also bounded by the request's deadline (lib/platform/deadline). */
+export interface CallOptions {
+  /** How long to wait for the reply; default DB_CALL_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
 export interface Queryable {
-  query<Row = Record<string, unknown>>(sql: string, params?: SqlParams): Promise<QueryResult<Row>>;
+  query<Row = Record<string, unknown>>(sql: string, params?: SqlParams, options?: CallOptions): Promise<QueryResult<Row>>;
 }
 
 export interface Database extends Queryable {
@@ -62,6 +70,26 @@ export interface DataApiTarget {
   endpoint?: string | undefined;
   region: string;
   resumeBudgetMs: number;
+  /** Default: DB_CALL_TIMEOUT_MS. */
+  callTimeoutMs?: number;
+}
+
+/**
+ * The database did not answer (503 with Retry-After). `mayHaveRun` says
+ * whether the call may have reached the database anyway: a timeout, an
+ * abort or a connection lost after the request went out leave a statement
+ * that may still commit, and only the caller can find out (a write with a
+ * request id, lib/points/points). A refused connection, a cluster that is
+ * resuming or throttling, or a call never sent because no time was left
+ * ran nothing.
+ */
+export class DatabaseUnavailableError extends DependencyUnavailableError {
+  constructor(
+    readonly mayHaveRun: boolean,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super('database', options);
+  }
 }
 
 let shared: Database | undefined;
@@ -80,33 +108,56 @@ export function createDatabase(target: DataApiTarget): Database {
     // retried UPDATE inside a transaction applies twice. We retry only where
     // the statement provably did not run (DatabaseResumingException).
     maxAttempts: 1,
-    requestHandler: { connectionTimeout: 2000, requestTimeout: 20000 },
+    // Backstops only: every call carries an abortSignal at its own deadline.
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 20000 },
   });
   const base = { resourceArn: target.resourceArn, secretArn: target.secretArn, database: target.database };
+  const callTimeoutMs = () => target.callTimeoutMs ?? config().db.callTimeoutMs;
 
-  async function send<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + target.resumeBudgetMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await run();
-      } catch (error) {
-        const name = (error as Error).name;
-        if (name === 'DatabaseResumingException' && Date.now() < deadline) {
-          // Aurora Serverless v2 waking from auto-pause; the SDK treats this as
-          // a client fault and does not retry it.
-          await sleep(Math.min(250 * 2 ** attempt, 2000));
-          continue;
+  /**
+   * One Data API call, given up on at the request's deadline or after the
+   * call's timeout, whichever comes first: the abort closes the socket, so
+   * no call outlives the request that made it.
+   */
+  async function send<T>(operation: string, run: (abortSignal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
+    const started = performance.now();
+    const budgetMs = Math.min(currentDeadline().remainingMs(), options.timeoutMs ?? callTimeoutMs());
+    if (budgetMs <= 0) {
+      throw new DatabaseUnavailableError(false, { cause: new Error(`${operation}: no time left to call the database`) });
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), budgetMs);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await run(abort.signal);
+        } catch (error) {
+          const name = (error as Error).name;
+          const resumeLeft = target.resumeBudgetMs - (performance.now() - started);
+          if (name === 'DatabaseResumingException' && !abort.signal.aborted && resumeLeft > 0) {
+            // Aurora Serverless v2 waking from auto-pause; the SDK treats this
+            // as a client fault and does not retry it. The statement did not
+            // run, so trying again is safe; the pause ends with the call's time.
+            await abortableSleep(Math.min(250 * 2 ** attempt, 2000, resumeLeft), abort.signal);
+            if (!abort.signal.aborted) continue;
+          }
+          if (abort.signal.aborted || isUnavailable(error)) {
+            const mayHaveRun = !ranNothing(error) || abort.signal.aborted;
+            logger.warn('database unavailable', { operation, mayHaveRun, afterMs: Math.round(performance.now() - started), error: (error as Error).message });
+            throw new DatabaseUnavailableError(mayHaveRun && name !== 'DatabaseResumingException', {
+              cause: error,
+              retryAfterSeconds: name === 'DatabaseResumingException' ? 5 : 1,
+            });
+          }
+          throw error;
         }
-        if (isDatabaseUnavailable(error)) {
-          logger.warn('database unavailable', { operation, error: (error as Error).message });
-          throw new DependencyUnavailableError('database', { cause: error, retryAfterSeconds: name === 'DatabaseResumingException' ? 5 : 1 });
-        }
-        throw error;
       }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  async function execute<Row>(sql: string, params: SqlParams | undefined, transactionId?: string): Promise<QueryResult<Row>> {
+  async function execute<Row>(sql: string, params: SqlParams | undefined, transactionId?: string, options?: CallOptions): Promise<QueryResult<Row>> {
     const command = new ExecuteStatementCommand({
       ...base,
       sql,
@@ -114,28 +165,31 @@ export function createDatabase(target: DataApiTarget): Database {
       transactionId,
       formatRecordsAs: 'JSON',
     });
-    const output = await send('ExecuteStatement', () => client.send(command));
+    const output = await send('ExecuteStatement', (abortSignal) => client.send(command, { abortSignal }), options);
     const rows = output.formattedRecords ? (JSON.parse(output.formattedRecords) as Row[]) : [];
     return { rows, rowCount: Math.max(output.numberOfRecordsUpdated ?? 0, rows.length) };
   }
 
   return {
-    query: (sql, params) => execute(sql, params),
+    query: (sql, params, options) => execute(sql, params, undefined, options),
     async transaction(fn) {
       const begin = new BeginTransactionCommand(base);
-      const { transactionId } = await send('BeginTransaction', () => client.send(begin));
+      const { transactionId } = await send('BeginTransaction', (abortSignal) => client.send(begin, { abortSignal }));
       if (!transactionId) throw new Error('BeginTransaction returned no transactionId');
       let settled = false;
       try {
-        const result = await fn({ query: (sql, params) => execute(sql, params, transactionId) });
+        const result = await fn({ query: (sql, params, options) => execute(sql, params, transactionId, options) });
         const commit = new CommitTransactionCommand({ ...base, transactionId });
         settled = true; // a failed commit is not rolled back: its outcome is unknown, not failed
-        await send('CommitTransaction', () => client.send(commit));
+        await send('CommitTransaction', (abortSignal) => client.send(commit, { abortSignal }));
         return result;
       } finally {
         if (!settled) {
           const rollback = new RollbackTransactionCommand({ ...base, transactionId });
-          await client.send(rollback).catch((error: Error) => logger.warn('rollback failed', { error: error.message }));
+          // Best effort and never past the deadline: Aurora rolls back a transaction idle for 3 minutes anyway.
+          await send('RollbackTransaction', (abortSignal) => client.send(rollback, { abortSignal })).catch((error: Error) =>
+            logger.warn('rollback failed', { error: error.message }),
+          );
         }
       }
     },
@@ -170,29 +224,39 @@ function toParameter(name: string, value: SqlValue): SqlParameter {
   }
 }
 
-const unavailableNames = new Set([
-  'DatabaseUnavailableException',
-  'DatabaseResumingException',
-  'DatabaseNotFoundException',
-  'ServiceUnavailableError',
-  'InternalServerErrorException',
-  'ThrottlingException',
-  'TimeoutError',
-]);
-const networkCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN']);
-
-function isDatabaseUnavailable(error: unknown): boolean {
-  // Duck-typed: Node's network errors can come from another realm (the SDK
-  // re-wraps them, and test runners use their own), failing `instanceof Error`.
-  if (typeof error !== 'object' || error === null) return false;
-  if (unavailableNames.has(String((error as { name?: unknown }).name))) return true;
-  const { code, cause } = error as { code?: unknown; cause?: unknown };
-  if (typeof code === 'string' && networkCodes.has(code)) return true;
-  if (cause !== undefined && cause !== error && isDatabaseUnavailable(cause)) return true;
-  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return status !== undefined && status >= 500;
+/** The shared list (lib/platform/dependency-errors), plus socket codes that jest's realms strip to the message. */
+function isUnavailable(error: unknown): boolean {
+  if (isDatabaseUnavailable(error)) return true;
+  const message = typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : undefined;
+  return typeof message === 'string' && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN)\b/.test(message);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Errors that prove the request never reached a database that could run it.
+ * Anything else that means "unavailable" (a timeout, a reset, a 5xx of the
+ * Data API, which may have lost its database connection mid-statement) may
+ * have run it.
+ */
+const ranNothingNames = new Set(['DatabaseResumingException', 'DatabaseNotFoundException', 'ThrottlingException']);
+const connectCodes = ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'];
+
+function ranNothing(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, code, message } = error as { name?: unknown; code?: unknown; message?: unknown };
+  if (ranNothingNames.has(String(name))) return true;
+  if (typeof code === 'string' && connectCodes.includes(code)) return true;
+  return typeof message === 'string' && connectCodes.some((c) => message.includes(`connect ${c}`));
+}
+
+/** Resolves after ms, or as soon as the signal aborts. */
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
