@@ -1,5 +1,6 @@
 import { callerId } from '../lib/platform/auth';
 import { httpHandler, json } from '../lib/platform/http';
+import { metric } from '../lib/platform/metrics';
 import { httpReply, parseKeyedRequest } from '../lib/points/idempotency';
 import { CHARGE_ROUTE, chargePoints, chargeRequest, getBalance } from '../lib/points/points';
 
@@ -15,5 +16,10 @@ export const handler = httpHandler(async (event, context) => {
     { userId, amount: body.amount, idempotency },
     { remainingTimeMs: () => context.getRemainingTimeInMillis() },
   );
+  // A replay moved no points (IdempotentReplay is counted in httpHandler).
+  if (!reply.replayed) {
+    metric('PointsCharged');
+    metric('ChargedAmount', reply.body.charged);
+  }
   return httpReply(reply);
 });

@@ -1,4 +1,5 @@
 import { logger } from '../lib/platform/logger';
+import { scheduledHandler } from '../lib/platform/observability';
 import { refreshPopularItems, type PopularItemsRefresh } from '../lib/popular-items/popular-items';
 
 /**
@@ -8,7 +9,7 @@ import { refreshPopularItems, type PopularItemsRefresh } from '../lib/popular-it
  * read on first use, so a script may set it after importing this module. A
  * failure is thrown, for the scheduler's retry policy to run it again.
  */
-export const handler = async (): Promise<PopularItemsRefresh> => {
+export const handler = scheduledHandler('evict-popular-items', async (): Promise<PopularItemsRefresh> => {
   try {
     const summary = await refreshPopularItems();
     logger.info('popular items evicted and re-warmed', { ...summary });
@@ -17,4 +18,4 @@ export const handler = async (): Promise<PopularItemsRefresh> => {
     logger.error('popular items eviction failed', { error });
     throw error;
   }
-};
+});

@@ -1,5 +1,6 @@
 import { callerId } from '../lib/platform/auth';
 import { httpHandler } from '../lib/platform/http';
+import { metric } from '../lib/platform/metrics';
 import { httpReply, parseKeyedRequest } from '../lib/points/idempotency';
 import { orderRequest, PAY_ROUTE, payOrder } from '../lib/points/orders';
 
@@ -8,5 +9,10 @@ export const handler = httpHandler(async (event, context) => {
   const userId = callerId(event);
   const { body, idempotency } = parseKeyedRequest(event, orderRequest, PAY_ROUTE);
   const reply = await payOrder({ userId, items: body.items, idempotency }, { remainingTimeMs: () => context.getRemainingTimeInMillis() });
+  // A replay paid nothing (IdempotentReplay is counted in httpHandler).
+  if (!reply.replayed) {
+    metric('OrderPaid');
+    metric('OrderAmount', reply.body.totalAmount);
+  }
   return httpReply(reply);
 });

@@ -8,6 +8,8 @@ import { config } from './config';
 import { deadlineOf, withDeadline } from './deadline';
 import { AppError, DependencyUnavailableError, InternalError, ValidationError } from './errors';
 import { logger } from './logger';
+import { metric } from './metrics';
+import { correlationId, observe } from './observability';
 import { isRedisUnavailable } from './redis';
 
 /**
@@ -49,7 +51,8 @@ export function problem(error: AppError): HttpResult {
   return {
     statusCode: error.status,
     headers,
-    body: JSON.stringify({ type: 'about:blank', title: error.title, status: error.status, code: error.code, detail }),
+    // `instance` is the request's correlation id: the key to its log lines and its HTTP API access log entry.
+    body: JSON.stringify({ type: 'about:blank', title: error.title, status: error.status, code: error.code, detail, instance: correlationId() }),
   };
 }
 
@@ -67,17 +70,27 @@ export function toAppError(error: unknown): AppError {
  */
 export function httpHandler(fn: HttpHandler): HttpHandler {
   config(); // validate the environment at cold start, not on the first request
-  return async (event, context) => {
-    try {
-      return await withDeadline(deadlineOf(context), () => fn(event, context));
-    } catch (thrown) {
-      const error = toAppError(thrown);
-      if (error.status >= 500) {
-        logger.error('request failed', { code: error.code, route: event.routeKey, error: error.cause ?? error });
-      }
-      return problem(error);
-    }
-  };
+  return (event, context) =>
+    observe(
+      { context, route: event.routeKey, correlationId: event.requestContext?.requestId },
+      'request',
+      (outcome) => ('result' in outcome ? { status: outcome.result.statusCode } : { status: 500 }),
+      async () => {
+        try {
+          const result = await withDeadline(deadlineOf(context), () => fn(event, context));
+          if (result.headers?.['idempotent-replayed'] === 'true') metric('IdempotentReplay');
+          return result;
+        } catch (thrown) {
+          const error = toAppError(thrown);
+          if (error.code === 'LOCK_TIMEOUT') metric('LockTimeout');
+          if (error.code === 'DEPENDENCY_UNAVAILABLE') metric('DependencyFailure');
+          if (error.status >= 500) {
+            logger.error('request failed', { code: error.code, route: event.routeKey, error: error.cause ?? error });
+          }
+          return problem(error);
+        }
+      },
+    );
 }
 
 function describe(error: z.ZodError): string {

@@ -47,7 +47,15 @@ describe('httpHandler', () => {
     expect(result.statusCode).toBe(500);
     expect(result.headers).toEqual({ 'content-type': 'application/problem+json' });
     expect(result.body).not.toMatch(/secret_column|TypeError|at /);
-    expect(bodyOf(result)).toEqual({ type: 'about:blank', title: 'Internal error', status: 500, code: 'INTERNAL', detail: 'An unexpected error occurred.' });
+    // `instance` is the request's id (the event's requestContext.requestId), nothing internal.
+    expect(bodyOf(result)).toEqual({
+      type: 'about:blank',
+      title: 'Internal error',
+      status: 500,
+      code: 'INTERNAL',
+      detail: 'An unexpected error occurred.',
+      instance: expect.stringMatching(/^req-/),
+    });
   });
 
   it('turns an unreachable Redis into a 503 with Retry-After', async () => {
