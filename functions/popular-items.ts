@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { callerId } from '../lib/platform/auth';
-import { httpHandler, json, parseQuery } from '../lib/platform/http';
-import { DEFAULT_QUERY, MAX_DAYS, MAX_LIMIT, popularItems } from '../lib/popular-items/popular-items';
+import { httpHandler, parseQuery } from '../lib/platform/http';
+import { DEFAULT_QUERY, MAX_DAYS, MAX_LIMIT, popularItemsJson } from '../lib/popular-items/popular-items';
 
 /** A plain decimal integer 1 .. max (no sign, no leading zero, no exponent), or the default when absent. */
 const count = (max: number, fallback: number) =>
@@ -17,9 +17,14 @@ const querySchema = z.object({
   limit: count(MAX_LIMIT, DEFAULT_QUERY.limit),
 });
 
-/** GET /items/popular?days=&limit=: the same answer for every caller, but a token is still required. */
+/**
+ * GET /items/popular?days=&limit=: the same answer for every caller, but a
+ * token is still required. The body comes from the cache as JSON text, sent
+ * as it is (the headers of lib/platform/http's json()): encoding it again
+ * would cost more than the Redis read.
+ */
 export const handler = httpHandler(async (event) => {
   callerId(event);
   const query = parseQuery(event, querySchema);
-  return json(200, await popularItems(query));
+  return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: await popularItemsJson(query) };
 });

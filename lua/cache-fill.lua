@@ -1,19 +1,34 @@
--- Stores a freshly loaded value, registers its key for group eviction and
--- releases the fill lock, in one atomic step: waiters see the value and the
--- free lock together.
--- KEYS[1]: the value key; KEYS[2]: the group's registry set; KEYS[3]: the fill
--- lock (all in one hash slot)
--- ARGV[1]: the value; ARGV[2]: its lifetime in ms; ARGV[3]: the filler's lock token
--- Reply: 1
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+-- Stores a freshly loaded value (a list of strings), registers its key for
+-- group eviction and releases the fill lock, in one atomic step: waiters see
+-- the value and the free lock together.
+-- KEYS[1]: the value key; KEYS[2]: the group's registry set; KEYS[3]: the
+-- fill lock (all in one hash slot)
+-- ARGV[1]: the request's cutoff (epoch ms, put there by runScript);
+-- ARGV[2]: the value's lifetime in ms; ARGV[3]: the filler's lock token;
+-- ARGV[4..]: the list's elements, at least one
+-- Reply: 1 when stored; 0 when the lock is no longer ours (it expired, or an
+-- eviction dropped it: the value was read before the eviction, so storing it
+-- would bring back what was evicted). Error EXPIRED when the request gave up
+-- before this ran: nobody waits for this value any more.
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+  return redis.error_reply('EXPIRED the request gave up before this ran')
+end
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+-- unpack() is bounded by the Lua stack; push in batches.
+for first = 4, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 499, #ARGV)))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('SREM', KEYS[2], KEYS[3])
 -- The registry outlives its longest-lived member, so it cannot grow forever
 -- if evictions stop, and never forgets a key that still exists.
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
--- Only our own lock: it may have expired and been taken by another filler.
-if redis.call('GET', KEYS[3]) == ARGV[3] then
-  redis.call('DEL', KEYS[3])
-end
+redis.call('DEL', KEYS[3])
 return 1

@@ -5,8 +5,9 @@ import fillSource from '../../lua/cache-fill.lua';
 import getOrLockSource from '../../lua/cache-get-or-lock.lua';
 import releaseSource from '../../lua/lock-release.lua';
 import { config, type Config } from './config';
+import { currentDeadline, type Deadline } from './deadline';
 import { logger } from './logger';
-import { luaScript, redis, runScript, type RedisClient } from './redis';
+import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from './redis';
 
 /**
  * Cache-aside in Redis for values that are expensive to compute and the same
@@ -14,22 +15,40 @@ import { luaScript, redis, runScript, type RedisClient } from './redis';
  * one caller fills the value under a short lock while the others poll for it,
  * and load it themselves only past a small wait budget.
  *
+ * A value is a list of strings, so a caller can read a prefix of it: a hit
+ * is one plain LRANGE, no script and no decoding here (a feature stores
+ * pre-encoded parts and joins them). A list is never empty, so an empty
+ * reply means a miss.
+ *
  * Values are grouped (one group per feature); a group's keys share one hash
  * tag, so a script can touch all of them on a cluster, and a registry set
- * lists them so the whole group can be evicted without scanning the keyspace.
+ * lists them (and the fill locks in flight) so the whole group can be evicted
+ * without scanning the keyspace. An eviction is seen by every instance at
+ * once: nothing is kept in process.
  *
  * Redis failing never fails the caller: the value is loaded from its source
- * instead (logged as degraded). Errors of the source itself propagate.
+ * instead (logged as degraded), and within the request's deadline: Redis gets
+ * at most half the time left, so the source keeps the rest. After Redis
+ * failed to answer, this instance skips it for REDIS_BACKOFF_MS, so while it
+ * is away (paused, black-holed) requests pay the source's time, not a
+ * command timeout each. Errors of the source itself propagate.
  */
 
-const getOrLockScript = luaScript('cacheGetOrLock', 2, getOrLockSource);
-const fillScript = luaScript('cacheFill', 3, fillSource);
+const getOrLockScript = luaScript('cacheGetOrLock', 3, getOrLockSource, { deadline: true });
+const fillScript = luaScript('cacheFillList', 3, fillSource, { deadline: true });
 /** lib/platform/lock's holder-only release: the fill lock's value is its holder's random token too. */
 const releaseScript = luaScript('lockRelease', 1, releaseSource);
 const evictScript = luaScript('cacheEvict', 1, evictSource);
 
 /** Client states after a lost connection (ioredis, standalone and cluster alike). */
 const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
+
+/**
+ * How long an instance leaves Redis alone after it failed to answer: short,
+ * so a Redis that is back serves again within about a second.
+ */
+export const REDIS_BACKOFF_MS = 1000;
+const skipUntil = new WeakMap<RedisClient, number>();
 
 export type CacheSettings = Config['cache'];
 
@@ -60,48 +79,89 @@ export function cacheKeys(group: string) {
   };
 }
 
+class RedisTooSlowError extends Error {
+  override name = 'RedisTooSlowError';
+}
+
 /**
- * The cached value of `entry`, or `load()`'s (JSON-serializable) result, stored
- * for the next caller. Round trips to Redis: one on a hit; two on a miss (read
- * and lock, then store and unlock); a waiter adds one per poll.
+ * The first `count` elements of the cached list of `entry`, or of `load()`'s
+ * list (at least one element), stored for the next caller. Round trips to
+ * Redis: one on a hit (LRANGE); three on a miss (read, lock, store and
+ * unlock); a waiter adds one per poll.
  */
-export async function cached<T>(entry: CacheEntry, load: () => Promise<T>, options: CacheOptions = {}): Promise<T> {
+export async function cachedList(
+  entry: CacheEntry,
+  count: number,
+  load: () => Promise<string[]>,
+  options: CacheOptions = {},
+): Promise<string[]> {
   const client = options.redis ?? redis();
-  const settings = options.settings ?? config().cache;
+  const deadline = currentDeadline();
+  const keys = cacheKeys(entry.group);
+  const valueKey = keys.value(entry.variant);
+  const where = { group: entry.group, variant: entry.variant }; // for the logs
+  const fromSource = async () => (await load()).slice(0, count);
+
+  if (DISCONNECTED.has(client.status) || (skipUntil.get(client) ?? 0) > performance.now()) {
+    // Redis was lost (the client is reconnecting in the background) or just
+    // failed to answer: each command would wait out its timeout only to fail.
+    logger.debug('cache skipped, loading from the source', { ...where, status: client.status });
+    return fromSource();
+  }
+  try {
+    const hit = await bounded(client.lrange(valueKey, 0, count - 1), deadline);
+    if (hit.length > 0) return hit;
+  } catch (error) {
+    failed(client, error, where);
+    return fromSource();
+  }
+  return fill(client, deadline, entry, count, load, options.settings ?? config().cache);
+}
+
+async function fill(
+  client: RedisClient,
+  deadline: Deadline,
+  entry: CacheEntry,
+  count: number,
+  load: () => Promise<string[]>,
+  settings: CacheSettings,
+): Promise<string[]> {
   const keys = cacheKeys(entry.group);
   const valueKey = keys.value(entry.variant);
   const lockKey = keys.lock(entry.variant);
   const token = randomUUID();
-  const where = { group: entry.group, variant: entry.variant }; // for the logs
-  const deadline = Date.now() + settings.waitBudgetMs;
+  const where = { group: entry.group, variant: entry.variant };
+  // Waiting is bounded twice: by the budget, and by the request's deadline,
+  // leaving the source half of what is left.
+  const waitUntil = performance.now() + Math.min(settings.waitBudgetMs, deadline.remainingMs() / 2);
+  const fromSource = async () => (await load()).slice(0, count);
 
-  if (DISCONNECTED.has(client.status)) {
-    // Redis was lost and the client is retrying in the background: each
-    // command would wait out its timeout only to fail, so skip the cache.
-    logger.warn('cache unavailable, loading from the source', { ...where, status: client.status });
-    return load();
-  }
   for (;;) {
-    let reply: string | number;
+    let reply: number;
     try {
-      reply = await runScript<string | number>(getOrLockScript, [valueKey, lockKey], [token, settings.lockTtlMs], client);
+      reply = await bounded(runScript<number>(getOrLockScript, [valueKey, lockKey, keys.registry], [token, settings.lockTtlMs], client), deadline);
+      if (reply === 2) {
+        const filled = await bounded(client.lrange(valueKey, 0, count - 1), deadline);
+        if (filled.length > 0) return filled;
+        // Evicted between the two reads: elect a filler again.
+      }
     } catch (error) {
-      logger.warn('cache unavailable, loading from the source', { ...where, error: errorMessage(error) });
-      return load();
+      failed(client, error, where);
+      return fromSource();
     }
-    if (typeof reply === 'string') return JSON.parse(reply) as T;
     if (reply === 1) break;
-    if (Date.now() + settings.pollIntervalMs > deadline) {
+    if (performance.now() + settings.pollIntervalMs > waitUntil) {
       // The filler is slow or gone: answering late would be worse than one more query.
       logger.warn('cache fill exceeded the wait budget, loading from the source', where);
-      return load();
+      return fromSource();
     }
-    await sleep(settings.pollIntervalMs);
+    if (reply === 0) await sleep(settings.pollIntervalMs);
   }
 
-  let value: T;
+  let value: string[];
   try {
     value = await load();
+    if (value.length === 0) throw new Error(`cache ${entry.group}: load() returned an empty list, which would read as a miss`);
   } catch (error) {
     // One extra round trip, on failure only: the next waiter takes over now
     // instead of waiting out the lock's lifetime.
@@ -110,18 +170,48 @@ export async function cached<T>(entry: CacheEntry, load: () => Promise<T>, optio
   }
   const ttlMs = entry.ttlMs() + Math.floor(Math.random() * settings.ttlJitterMs);
   try {
-    await runScript(fillScript, [valueKey, keys.registry, lockKey], [JSON.stringify(value), ttlMs, token], client);
+    const stored = await bounded(runScript<number>(fillScript, [valueKey, keys.registry, lockKey], [ttlMs, token, ...value], client), deadline);
+    if (stored === 0) logger.info('cache fill dropped: the lock expired or the group was evicted meanwhile', where);
   } catch (error) {
-    logger.warn('cache write failed, answering uncached', { ...where, error: errorMessage(error) });
+    failed(client, error, where, 'cache write failed, answering uncached');
   }
-  return value;
+  return value.slice(0, count);
 }
 
-/** Drops every cached value of `group` at once; returns how many there were. Idempotent. */
+/** Drops every cached value of `group` at once; returns how many keys there were. Idempotent. */
 export async function evictGroup(group: string, client: RedisClient = redis()): Promise<number> {
   return runScript<number>(evictScript, [cacheKeys(group).registry], [], client);
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/**
+ * `command`, or a RedisTooSlowError once half the request's time left has
+ * passed. ioredis' own command timeout ends most waits; a timer is only set
+ * when the deadline comes sooner, so a hit on a healthy request costs none.
+ */
+function bounded<T>(command: Promise<T>, deadline: Deadline): Promise<T> {
+  const budgetMs = deadline.remainingMs() / 2;
+  if (budgetMs >= config().redis.commandTimeoutMs) return command;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RedisTooSlowError(`no answer within ${Math.round(budgetMs)} ms`)), budgetMs);
+    command.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function failed(client: RedisClient, error: unknown, where: Record<string, string>, message = 'cache unavailable, loading from the source'): void {
+  // EXPIRED, or too slow for a request with little time left, is this
+  // request running out of time, not Redis being away.
+  const expired = error instanceof Error && error.message.startsWith('EXPIRED');
+  if (!expired && !(error instanceof RedisTooSlowError) && isRedisUnavailable(error)) {
+    skipUntil.set(client, performance.now() + REDIS_BACKOFF_MS);
+  }
+  logger.warn(message, { ...where, error: error instanceof Error ? error.message : String(error) });
 }

@@ -1,14 +1,22 @@
 import { addDays, businessDate, msUntilNextMidnight } from '../platform/business-time';
-import { cached, evictGroup, type CacheSettings } from '../platform/cache';
+import { cachedList, evictGroup, type CacheSettings } from '../platform/cache';
 import { config } from '../platform/config';
-import { db, type Queryable } from '../platform/db';
+import type { Queryable } from '../platform/db';
 import type { RedisClient } from '../platform/redis';
+import { rankFromRollup } from './ranking';
+import { recomputeDays } from './rollup';
 
 /**
  * The best-selling items by quantity in PAID orders over the `days` whole
  * calendar days before today in the business time zone. Today's sales do not
  * count, so one answer holds for the whole business day: it is cached until
  * the next business midnight, when evict-popular-items drops it.
+ *
+ * One cached value per (business date, days): a Redis list whose first
+ * element is the encoded `"from":…,"to":…,` and whose others are the top
+ * MAX_LIMIT items, each already encoded as JSON. A hit reads `limit + 1`
+ * elements with one LRANGE and joins them into the response body, so no
+ * answer is ever parsed or re-encoded, and every `limit` shares one value.
  */
 
 export const MAX_DAYS = 30;
@@ -44,31 +52,37 @@ export interface PopularItemsDeps {
 }
 
 const CACHE_GROUP = 'popular-items';
+/** In every key, so a deploy that changes the encoding never reads the old one. */
+const FORMAT = 'v2';
+
+/** The cache variant of a business date and window; the key carries the date, so midnight needs no message. */
+export const cacheVariant = (today: string, days: number): string => `${FORMAT}:${today}:${days}`;
 
 /**
- * One statement. PostgreSQL turns the business dates into instants (`AT TIME
- * ZONE` knows the zone's DST rules); the 'PAID' literal lets the planner use
- * the partial index orders_paid_created_at_idx, and order_items is reached
- * through its index on (order_id, item_id) (004). Items are joined after the
- * aggregate so only sold ones are looked up, and before the LIMIT so a line
- * naming a deleted item cannot take a place.
+ * The Data API client is loaded on first use only: a warm cache answers
+ * without it, so a cold start that hits the cache never pays for the SDK.
  */
-const RANKING_SQL = `
-  SELECT sold.item_id AS "itemId", items.name, items.price, sold.quantity AS "soldQuantity"
-  FROM (
-    SELECT order_items.item_id, sum(order_items.quantity) AS quantity
-    FROM orders
-    JOIN order_items ON order_items.order_id = orders.id
-    WHERE orders.status = 'PAID'
-      AND orders.created_at >= (:from::date::timestamp AT TIME ZONE :timeZone)
-      AND orders.created_at < (:today::date::timestamp AT TIME ZONE :timeZone)
-    GROUP BY order_items.item_id
-  ) AS sold
-  JOIN items ON items.id = sold.item_id
-  ORDER BY sold.quantity DESC, sold.item_id
-  LIMIT :limit`;
+async function defaultDatabase(): Promise<Queryable> {
+  const { db } = await import('../platform/db');
+  return db();
+}
 
-/** The ranking straight from the database, for the business day `today`. */
+/**
+ * Today's business date, computed once per instance per business day: the
+ * zone's calendar (Intl) is asked again only past the next midnight, or when
+ * the clock reads earlier than when it was last asked.
+ */
+let knownDay: { timeZone: string; date: string; fromMs: number; untilMs: number } | undefined;
+
+function businessToday(now: Date, timeZone: string): string {
+  const at = now.getTime();
+  if (knownDay && knownDay.timeZone === timeZone && at >= knownDay.fromMs && at < knownDay.untilMs) return knownDay.date;
+  const date = businessDate(now, timeZone);
+  knownDay = { timeZone, date, fromMs: at, untilMs: at + msUntilNextMidnight(now, timeZone) };
+  return date;
+}
+
+/** The ranking straight from the database (the rollup, and the orders of days it lacks), for the business day `today`. */
 export async function rankPopularItems(
   database: Queryable,
   { days, limit }: PopularItemsQuery,
@@ -76,48 +90,76 @@ export async function rankPopularItems(
   timeZone: string,
 ): Promise<PopularItems> {
   const from = addDays(today, -days);
-  const { rows } = await database.query<Omit<PopularItem, 'rank'>>(RANKING_SQL, { from, today, timeZone, limit });
-  const items = rows.map((row, index) => ({
-    rank: index + 1,
-    itemId: row.itemId,
-    name: row.name,
-    price: row.price,
-    soldQuantity: row.soldQuantity,
-  }));
+  const rows = await rankFromRollup(database, { from, today, timeZone, limit });
+  const items = rows.map((row, index) => ({ rank: index + 1, ...row }));
   return { days, limit, from, to: addDays(today, -1), items };
 }
 
-/** The ranking served cache-aside; the key carries the business date, days and limit. */
-export async function popularItems(query: PopularItemsQuery, deps: PopularItemsDeps = {}): Promise<PopularItems> {
-  const now = (deps.now ?? (() => new Date()))();
+/** The cached list's elements: the from/to header, then the top MAX_LIMIT items, each encoded. */
+async function encodedRanking(database: Queryable, days: number, today: string, timeZone: string): Promise<string[]> {
+  const { from, to, items } = await rankPopularItems(database, { days, limit: MAX_LIMIT }, today, timeZone);
+  const header = `"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},`;
+  return [header, ...items.map(({ rank, itemId, name, price, soldQuantity }) => JSON.stringify({ rank, itemId, name, price, soldQuantity }))];
+}
+
+/**
+ * The response body of GET /items/popular, as JSON text, served cache-aside:
+ * `{ days, limit, from, to, items }`.
+ */
+export async function popularItemsJson(query: PopularItemsQuery, deps: PopularItemsDeps = {}): Promise<string> {
+  const now = deps.now ? deps.now() : new Date();
   const timeZone = deps.timeZone ?? config().businessTimeZone;
-  const database = deps.database ?? db();
-  const today = businessDate(now, timeZone);
-  return cached(
+  const today = businessToday(now, timeZone);
+  const parts = await cachedList(
     {
       group: CACHE_GROUP,
-      variant: `${today}:${query.days}:${query.limit}`,
+      variant: cacheVariant(today, query.days),
       ttlMs: () => msUntilNextMidnight(now, timeZone),
     },
-    () => rankPopularItems(database, query, today, timeZone),
+    query.limit + 1,
+    async () => encodedRanking(deps.database ?? (await defaultDatabase()), query.days, today, timeZone),
     { redis: deps.redis, settings: deps.cacheSettings },
   );
+  let body = `{"days":${query.days},"limit":${query.limit},${parts[0]}"items":[`;
+  for (let i = 1; i < parts.length; i++) body += i === 1 ? parts[i] : `,${parts[i]}`;
+  return `${body}]}`;
+}
+
+/** The same answer as an object (the midnight job's summary, tests). */
+export async function popularItems(query: PopularItemsQuery, deps: PopularItemsDeps = {}): Promise<PopularItems> {
+  return JSON.parse(await popularItemsJson(query, deps)) as PopularItems;
 }
 
 export interface PopularItemsRefresh {
-  /** Cached values dropped (a second run drops just the one the first warmed). */
+  /** Rollup days recomputed (the longest window, ending with the day that just ended). */
+  rolledUp: number;
+  /** Cached keys dropped (a second run drops just the one the first warmed). */
   evicted: number;
   /** The default variant, cached again for the new business day. */
   warmed: PopularItemsQuery & { from: string; to: string; items: number };
 }
 
 /**
- * The midnight job: drop every cached variant (of every date), then fill the
- * default one so the first caller of the new day does not pay the miss. Safe
- * to run twice: the second run drops the warmed value and warms it again.
+ * The midnight job: recompute the rollup for every day of the longest window
+ * (storing the day that just ended, correcting any other), then drop every
+ * cached variant (of every date), then fill the default one so the first
+ * caller of the new day does not pay the miss. In that order, so no cache
+ * fill can store an answer read from the rollup before it was corrected
+ * (a fill in flight loses its lock to the eviction). Safe to run twice: the
+ * second run recomputes the same days and re-warms.
  */
 export async function refreshPopularItems(deps: PopularItemsDeps = {}): Promise<PopularItemsRefresh> {
+  const now = deps.now ? deps.now() : new Date();
+  const timeZone = deps.timeZone ?? config().businessTimeZone;
+  const database = deps.database ?? (await defaultDatabase());
+  const today = businessDate(now, timeZone);
+  const rolledUp = await recomputeDays(database, {
+    timeZone,
+    from: addDays(today, -MAX_DAYS),
+    to: today,
+    keepFrom: addDays(today, -MAX_DAYS - 7),
+  });
   const evicted = await evictGroup(CACHE_GROUP, deps.redis);
-  const { days, limit, from, to, items } = await popularItems(DEFAULT_QUERY, deps);
-  return { evicted, warmed: { days, limit, from, to, items: items.length } };
+  const { days, limit, from, to, items } = await popularItems(DEFAULT_QUERY, { ...deps, database, now: () => now });
+  return { rolledUp, evicted, warmed: { days, limit, from, to, items: items.length } };
 }

@@ -2,12 +2,13 @@ import Redis from 'ioredis';
 import { handler as evict } from '../../functions/evict-popular-items';
 import { handler as getPopular } from '../../functions/popular-items';
 import { addDays, businessDate } from '../../lib/platform/business-time';
-import { cacheKeys, evictGroup, type CacheSettings } from '../../lib/platform/cache';
+import { cacheKeys, evictGroup, REDIS_BACKOFF_MS, type CacheSettings } from '../../lib/platform/cache';
 import { config } from '../../lib/platform/config';
 import type { Queryable } from '../../lib/platform/db';
-import { DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items/popular-items';
+import { cacheVariant, DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items/popular-items';
 import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
+import { testRedis } from '../support/redis-nodes';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 
 /**
@@ -43,12 +44,18 @@ async function sellYesterday(itemId: number, quantity: number): Promise<void> {
   );
 }
 
-/** The real Data API database, counting the statements sent through it. */
-function countingDatabase(): Queryable & { queries: number } {
+/**
+ * The real Data API database, counting the rankings sent through it (a
+ * ranking that had to count a finished day from the orders is followed by
+ * one statement storing it in the rollup, counted apart).
+ */
+function countingDatabase(): Queryable & { queries: number; stores: number } {
   return {
     queries: 0,
+    stores: 0,
     query(sql, params) {
-      this.queries++;
+      if (sql.includes('INSERT INTO popular_rollup_days')) this.stores++;
+      else this.queries++;
       return t.db.query(sql, params);
     },
   };
@@ -89,7 +96,7 @@ it('sends exactly one ranking query for 100 concurrent requests on a cold cache,
   await sellYesterday(3, 2);
   const database = countingDatabase();
   // Four Lambda instances: four connections, sharing nothing but Redis.
-  const instances = Array.from({ length: 4 }, () => new Redis(config().redis.url, { keyPrefix: config().redis.keyPrefix }));
+  const instances = Array.from({ length: 4 }, () => testRedis({ keyPrefix: config().redis.keyPrefix }, config().redis.url));
   try {
     const answers = await Promise.all(
       Array.from({ length: 100 }, (_, i) => popularItems(DEFAULT_QUERY, { database, redis: instances[i % 4], cacheSettings: patient })),
@@ -103,15 +110,26 @@ it('sends exactly one ranking query for 100 concurrent requests on a cold cache,
   }
 });
 
-it('sends one query per variant when a stampede asks for ten variants at once', async () => {
+it('sends one query per days value when a stampede asks for ten variants at once: every limit shares it', async () => {
+  await sellYesterday(1, 3);
+  await sellYesterday(2, 2);
   const database = countingDatabase();
   const variants = Array.from({ length: 10 }, (_, i) => ({ days: 1 + (i % 5), limit: 1 + Math.floor(i / 5) }));
 
-  await Promise.all(
+  const answers = await Promise.all(
     Array.from({ length: 200 }, (_, i) => popularItems(variants[i % 10]!, { database, cacheSettings: patient })),
   );
 
-  expect(database.queries).toBe(10);
+  expect(database.queries).toBe(5);
+  answers.forEach((answer, i) => {
+    expect(answer).toMatchObject(variants[i % 10]!);
+    expect(answer.items).toEqual(
+      [
+        { rank: 1, itemId: 1, name: 'Americano', price: 4500, soldQuantity: 3 },
+        { rank: 2, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 2 },
+      ].slice(0, answer.limit),
+    );
+  });
 });
 
 it('keeps variants for another business date apart, and the TTL ends after the next midnight', async () => {
@@ -121,7 +139,7 @@ it('keeps variants for another business date apart, and the TTL ends after the n
   const answer = await popularItems(DEFAULT_QUERY, { database, now: () => noonKst });
 
   expect(answer).toMatchObject({ from: '2024-03-07', to: '2024-03-09' });
-  const ttl = await redis().pttl(keys.value('2024-03-10:3:5'));
+  const ttl = await redis().pttl(keys.value(cacheVariant('2024-03-10', 3)));
   // 12 hours to midnight KST, plus at most the jitter.
   expect(ttl).toBeGreaterThan(12 * 3_600_000 - 60_000);
   expect(ttl).toBeLessThanOrEqual(12 * 3_600_000 + config().cache.ttlJitterMs);
@@ -142,15 +160,33 @@ describe('evict-popular-items', () => {
 
     const summary = await evict();
 
-    expect(summary).toEqual({ evicted: 4, warmed: { days: 3, limit: 5, from: addDays(today(), -3), to: addDays(today(), -1), items: 1 } });
+    expect(summary).toEqual({ rolledUp: 30, evicted: 4, warmed: { days: 3, limit: 5, from: addDays(today(), -3), to: addDays(today(), -1), items: 1 } });
     const prefixed = (key: string) => `${config().redis.keyPrefix}${key}`;
-    expect(await redis().smembers(keys.registry)).toEqual([prefixed(keys.value(`${today()}:3:5`))]);
-    expect(await redis().exists(keys.value(`${today()}:1:5`), keys.value(`${today()}:30:50`), keys.value('2024-03-10:3:5'))).toBe(0);
+    expect(await redis().smembers(keys.registry)).toEqual([prefixed(keys.value(cacheVariant(today(), 3)))]);
+    expect(await redis().exists(keys.value(cacheVariant(today(), 1)), keys.value(cacheVariant(today(), 30)), keys.value(cacheVariant('2024-03-10', 3)))).toBe(0);
 
     // The first caller of the day is served without a query.
     const database = countingDatabase();
     expect((await popularItems(DEFAULT_QUERY, { database })).items).toEqual([{ rank: 1, itemId: 1, name: 'Americano', price: 4500, soldQuantity: 5 }]);
     expect(database.queries).toBe(0);
+  });
+
+  it('shows orders inserted for past days since the last eviction, and a limit larger than the warmed one', async () => {
+    await sellYesterday(1, 5);
+    expect((await popularItems(DEFAULT_QUERY)).items).toHaveLength(1);
+    await sellYesterday(2, 7);
+    await t.pg.query(
+      `WITH o AS (
+         INSERT INTO orders (user_id, total_amount, created_at)
+         VALUES (1, 0, ((now() AT TIME ZONE $1)::date - 20 + time '09:00') AT TIME ZONE $1) RETURNING id)
+       INSERT INTO order_items (order_id, item_id, quantity, unit_price) SELECT id, 3, 50, 0 FROM o`,
+      [zone],
+    );
+
+    await evict();
+
+    expect((await popularItems({ days: 3, limit: 50 })).items.map((item) => [item.itemId, item.soldQuantity])).toEqual([[2, 7], [1, 5]]);
+    expect((await popularItems({ days: 30, limit: 2 })).items.map((item) => [item.itemId, item.soldQuantity])).toEqual([[3, 50], [2, 7]]);
   });
 
   it('is harmless to run twice', async () => {
@@ -178,4 +214,28 @@ it('answers from the database when Redis is down, instead of failing', async () 
   expect(answer).toEqual(await rankPopularItems(t.db, DEFAULT_QUERY, today(), zone));
   expect(answer.items).toHaveLength(1);
   expect(database.queries).toBe(1);
+});
+
+it('answers through the handler from the database within about a second while Redis does not answer, then fast', async () => {
+  await sellYesterday(1, 3);
+  const client = redis();
+  // A paused Redis: commands are accepted and never answered, until they time out.
+  const stall = jest.spyOn(client, 'sendCommand').mockImplementation((...[command]) => {
+    setTimeout(() => command.reject(new Error('Command timed out')), config().redis.commandTimeoutMs);
+    return command.promise;
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const answer = await getDefault();
+      expect(answer.items).toEqual([{ rank: 1, itemId: 1, name: 'Americano', price: 4500, soldQuantity: 3 }]);
+      expect(performance.now() - started).toBeLessThan(i === 0 ? 2000 : 500);
+    }
+    expect(stall).toHaveBeenCalledTimes(1); // then skipped while it stays silent
+  } finally {
+    stall.mockRestore();
+  }
+  await new Promise((resolve) => setTimeout(resolve, REDIS_BACKOFF_MS));
+  expect((await getDefault()).items).toHaveLength(1); // served, and cached, again
+  expect(await redis().exists(keys.value(cacheVariant(today(), 3)))).toBe(1);
 });

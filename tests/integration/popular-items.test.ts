@@ -1,6 +1,8 @@
 import { handler } from '../../functions/popular-items';
+import { addDays } from '../../lib/platform/business-time';
 import { cacheKeys, evictGroup } from '../../lib/platform/cache';
-import { rankPopularItems } from '../../lib/popular-items/popular-items';
+import { rankPopularItems, refreshPopularItems } from '../../lib/popular-items/popular-items';
+import { rankFromOrders, rankFromRollup } from '../../lib/popular-items/ranking';
 import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
@@ -16,7 +18,7 @@ import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 const t = useTestDatabase();
 
 beforeEach(async () => {
-  await t.pg.query('TRUNCATE items, orders, order_items');
+  await t.pg.query('TRUNCATE items, orders, order_items, daily_item_sales, popular_rollup_days');
   await evictGroup('popular-items');
 });
 
@@ -115,6 +117,119 @@ describe('the ranking', () => {
 
     const ranking = await rankPopularItems(t.db, { days: 1, limit: 5 }, '2024-03-11', 'America/New_York');
     expect(ranking.items.map((row) => row.itemId)).toEqual([2, 3]);
+  });
+});
+
+describe('the daily rollup', () => {
+  const seoul = (query: { days: number; limit: number }, today = '2024-03-10') => rankPopularItems(t.db, query, today, 'Asia/Seoul');
+  const storedDays = async () =>
+    (await t.pg.query<{ day: string }>(`SELECT business_date::text AS day FROM popular_rollup_days WHERE time_zone = 'Asia/Seoul' ORDER BY 1`)).rows.map((row) => row.day);
+
+  it('stores the finished days of a window on first use, then ranks from them', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-03-09T03:00:00Z', { 1: 2, 2: 1 });
+    await addOrder('2024-03-07T03:00:00Z', { 2: 4 });
+
+    const first = await seoul({ days: 3, limit: 5 });
+
+    expect(await storedDays()).toEqual(['2024-03-07', '2024-03-08', '2024-03-09']);
+    const { rows } = await t.pg.query(`SELECT business_date::text AS day, item_id::int AS item, quantity::int FROM daily_item_sales WHERE time_zone = 'Asia/Seoul' ORDER BY 1, 2`);
+    expect(rows).toEqual([
+      { day: '2024-03-07', item: 2, quantity: 4 },
+      { day: '2024-03-09', item: 1, quantity: 2 },
+      { day: '2024-03-09', item: 2, quantity: 1 },
+    ]);
+    expect(first.items).toEqual([item(1, 2, 5), item(2, 1, 2)]);
+    expect(await seoul({ days: 3, limit: 5 })).toEqual(first);
+  });
+
+  it('counts an order inserted late for a stored day at once: the write forgets the day', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-03-09T03:00:00Z', { 1: 2 });
+    await seoul({ days: 1, limit: 5 });
+    expect(await storedDays()).toEqual(['2024-03-09']);
+
+    await addOrder('2024-03-09T05:00:00Z', { 2: 3 });
+
+    expect(await storedDays()).toEqual([]);
+    expect((await seoul({ days: 1, limit: 5 })).items).toEqual([item(1, 2, 3), item(2, 1, 2)]);
+    expect(await storedDays()).toEqual(['2024-03-09']);
+  });
+
+  it('forgets a stored day when an order of it changes status, moves, or loses a line', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-03-09T03:00:00Z', { 1: 2 });
+    await addOrder('2024-03-09T04:00:00Z', { 2: 5 });
+    expect((await seoul({ days: 1, limit: 5 })).items).toEqual([item(1, 2, 5), item(2, 1, 2)]);
+
+    await t.pg.query(`UPDATE orders SET status = 'REFUNDED' WHERE created_at = '2024-03-09T04:00:00Z'`);
+    expect((await seoul({ days: 1, limit: 5 })).items).toEqual([item(1, 1, 2)]);
+
+    await t.pg.query(`UPDATE orders SET created_at = '2024-03-01T03:00:00Z' WHERE created_at = '2024-03-09T03:00:00Z'`);
+    expect((await seoul({ days: 1, limit: 5 })).items).toEqual([]);
+    expect((await seoul({ days: 10, limit: 5 })).items).toEqual([item(1, 1, 2)]);
+
+    await t.pg.query('DELETE FROM order_items WHERE item_id = 1');
+    expect((await seoul({ days: 10, limit: 5 })).items).toEqual([]);
+  });
+
+  it('never stores a day that is not over yet, and counts it from the orders', async () => {
+    await addItems(1);
+    // "today" one day ahead of the real one: its yesterday is the real today, still running.
+    const realToday = (await t.pg.query<{ d: string }>(`SELECT (now() AT TIME ZONE 'Asia/Seoul')::date::text AS d`)).rows[0]!.d;
+    const { rows } = await t.pg.query<{ tomorrow: string }>(`SELECT ($1::date + 1)::text AS tomorrow`, [realToday]);
+    await t.pg.query(`INSERT INTO orders (user_id, total_amount) VALUES (1, 0)`);
+    await t.pg.query(`INSERT INTO order_items (order_id, item_id, quantity, unit_price) SELECT max(id), 1, 4, 0 FROM orders`);
+
+    expect((await seoul({ days: 2, limit: 5 }, rows[0]!.tomorrow)).items).toEqual([item(1, 1, 4)]);
+
+    expect(await storedDays()).not.toContain(realToday);
+    expect(await storedDays()).toHaveLength(1); // the day before it, finished
+  });
+
+  it('ranks exactly as the plain query does, over many items, days and ties', async () => {
+    const ids = Array.from({ length: 120 }, (_, i) => i + 1);
+    await t.pg.query(`INSERT INTO items (id, name, price, stock) SELECT n, 'Item ' || n, n * 100, 100 FROM unnest($1::int[]) AS n`, [ids]);
+    // Skewed, with many ties: item n sells about 600/n lines a day, a few days quiet.
+    await t.pg.query(`
+      WITH o AS (
+        INSERT INTO orders (user_id, status, total_amount, created_at)
+        SELECT 1, CASE WHEN g % 9 = 0 THEN 'CANCELLED' ELSE 'PAID' END, 0,
+               timestamptz '2024-02-05T15:00:00Z' + (g % 34) * interval '1 day' + (g % 83) * interval '17 minutes'
+        FROM generate_series(1, 6000) AS g WHERE g % 34 NOT IN (5, 6)
+        RETURNING id)
+      INSERT INTO order_items (order_id, item_id, quantity, unit_price)
+      SELECT id, 1 + floor(120 * power((id * 7919 % 1000) / 1000.0, 2))::int, 1 + id % 3, 0 FROM o`);
+    const window = (days: number, limit: number) => ({ from: addDays('2024-03-10', -days), today: '2024-03-10', timeZone: 'Asia/Seoul', limit });
+
+    for (const [days, limit] of [[30, 50], [30, 5], [7, 1], [3, 50], [1, 10], [12, 3]] as const) {
+      const plain = await rankFromOrders(t.db, window(days, limit));
+      expect(plain.length).toBeGreaterThan(0);
+      expect({ days, limit, rows: await rankFromRollup(t.db, window(days, limit)) }).toEqual({ days, limit, rows: plain }); // first use: counted and stored
+      expect({ days, limit, rows: await rankFromRollup(t.db, window(days, limit)) }).toEqual({ days, limit, rows: plain }); // from the rollup
+    }
+  });
+
+  it('is corrected by the midnight job when a write bypassed the triggers, which also drops days out of every window', async () => {
+    await addItems(1, 2);
+    await addOrder('2024-03-09T03:00:00Z', { 1: 2 });
+    const now = () => new Date('2024-03-10T03:00:00Z');
+    await refreshPopularItems({ now, database: t.db });
+    expect(await storedDays()).toHaveLength(30);
+    await t.pg.query(`INSERT INTO popular_rollup_days (time_zone, business_date, starts_at, ends_at) VALUES ('Asia/Seoul', '2023-12-01', '2023-11-30T15:00:00Z', '2023-12-01T15:00:00Z')`);
+
+    // A bulk load with triggers off (session_replication_role = replica) leaves the stored day as it was.
+    await t.pg.query('BEGIN');
+    await t.pg.query('SET LOCAL session_replication_role = replica');
+    await addOrder('2024-03-09T04:00:00Z', { 2: 5 });
+    await t.pg.query('COMMIT');
+    expect((await seoul({ days: 1, limit: 5 })).items).toEqual([item(1, 1, 2)]);
+
+    const summary = await refreshPopularItems({ now, database: t.db });
+
+    expect(summary).toMatchObject({ rolledUp: 30, warmed: { from: '2024-03-07', to: '2024-03-09', items: 2 } });
+    expect((await seoul({ days: 1, limit: 5 })).items).toEqual([item(1, 2, 5), item(2, 1, 2)]);
+    expect(await storedDays()).not.toContain('2023-12-01');
   });
 });
 
