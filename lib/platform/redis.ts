@@ -1,23 +1,41 @@
 import { createHash } from 'node:crypto';
-import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import Redis, { Cluster, ReplyError, type ClusterOptions, type Command, type RedisOptions } from 'ioredis';
 import { config } from './config';
-import { currentDeadline } from './deadline';
+import { currentDeadline, type Deadline } from './deadline';
+import { isRedisUnavailable as isUnavailable, redisReplyCode } from './dependency-errors';
 import { logger } from './logger';
 
 /**
  * The one Redis client of a Lambda instance, created on first use and reused
  * by every invocation the instance serves.
  *
- * Tuned to fail fast: a Lambda must answer 503 within a second or two when
- * Redis is away, not hang until API Gateway gives up at 30 s.
- * - connect and command timeouts of about a second (config);
- * - at most one retry of a command after a reconnect;
- * - the offline queue stays on so the cold start's first command waits for
- *   the connection, but it is bounded: every queued command still times out
- *   after commandTimeout and is dropped after one failed reconnect.
+ * Every command obeys the request's deadline (lib/platform/deadline): the
+ * client stops waiting for it after min(time the request has left,
+ * REDIS_COMMAND_TIMEOUT_MS), and the request answers 503. What that must not
+ * lead to is a command running after its request gave up, so:
+ * - ioredis' offline queue is off and so is its re-sending of unanswered
+ *   commands after a reconnect. A command issued while the connection is down
+ *   waits here, bounded by its timer, for the connection to be ready, and is
+ *   dropped unsent if the timer fires first.
+ * - A command already written may still run late (Redis paused, a reply lost
+ *   with the connection). Scripts that write are deadline scripts
+ *   (LuaScript.deadline): Redis refuses them once its clock is past their
+ *   cutoff, and a failure of one whose outcome is unknown (connection lost
+ *   after it was written) is reported only once its timer has run out, that
+ *   is after cutoff + CLOCK_SKEW_MARGIN_MS; a 503 then means it did nothing.
+ *   The other commands are reads or harmless to repeat late.
+ * - Nothing answering for a whole command timeout on a connection that looks
+ *   open is a dead connection (socketTimeout): the client reconnects.
+ * - READONLY (a primary demoted by an ElastiCache failover) and LOADING make
+ *   it reconnect, so DNS can lead it to the new primary; both are 503.
+ * - Reconnect attempts back off to at most RECONNECT_MAX_DELAY_MS, so the
+ *   API serves again well within 2 s of Redis coming back.
  */
 
 export type RedisClient = Redis | Cluster;
+
+/** Longest pause between reconnect attempts: one SYN per half second is nothing, a slow recovery is not. */
+const RECONNECT_MAX_DELAY_MS = 500;
 
 let client: RedisClient | undefined;
 
@@ -33,17 +51,32 @@ export async function closeRedis(): Promise<void> {
   if (current) await current.quit().catch(() => current.disconnect());
 }
 
-function createClient(): RedisClient {
-  const { url, cluster, keyPrefix, connectTimeoutMs, commandTimeoutMs } = config().redis;
+/**
+ * A client with this module's settings, for code that needs a connection of
+ * its own (tests, tools); the instance's shared one is redis().
+ */
+export function createClient(overrides: { url?: string } = {}): RedisClient {
+  const { url: configuredUrl, cluster, keyPrefix, connectTimeoutMs, commandTimeoutMs } = config().redis;
+  const url = overrides.url ?? configuredUrl;
   const options: RedisOptions = {
     connectTimeout: connectTimeoutMs,
-    commandTimeout: commandTimeoutMs,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    // Timers are per command here (DeadlineRedis), from the request's deadline.
+    commandTimeout: undefined,
+    // A command that was in flight when the connection closed fails at once
+    // (deadline scripts: at their timer), instead of waiting for reconnects.
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    // Commands waiting and nothing arriving for a whole command timeout on a
+    // connection that looks open: a node gone without a reset, a black hole.
+    // The socket is destroyed and the client reconnects, instead of waiting
+    // on it until TCP gives up minutes later.
+    socketTimeout: commandTimeoutMs,
+    retryStrategy: (attempt) => Math.min(attempt * 100, RECONNECT_MAX_DELAY_MS),
+    reconnectOnError: (error) => (redisReplyCode(error.message) === 'READONLY' || redisReplyCode(error.message) === 'LOADING' ? 1 : false),
     keyPrefix,
   };
-  const created: RedisClient = cluster ? createCluster(url, options) : new Redis(url, options);
+  const created: RedisClient = cluster ? createCluster(url, options, commandTimeoutMs) : new DeadlineRedis(url, options, commandTimeoutMs);
   let lastError = '';
   created.on('error', (error: Error) => {
     // ioredis emits the same error on every reconnect attempt; log changes only.
@@ -57,12 +90,13 @@ function createClient(): RedisClient {
   return created;
 }
 
-function createCluster(url: string, redisOptions: RedisOptions): Cluster {
+function createCluster(url: string, redisOptions: RedisOptions, commandTimeoutMs: number): Cluster {
   const parsed = new URL(url);
   const tls = parsed.protocol === 'rediss:' ? {} : undefined;
   const options: ClusterOptions = {
     keyPrefix: redisOptions.keyPrefix,
-    enableOfflineQueue: true,
+    enableOfflineQueue: false,
+    clusterRetryStrategy: (attempt) => Math.min(attempt * 100, RECONNECT_MAX_DELAY_MS),
     // ElastiCache's TLS certificates name the configuration endpoint, not the
     // node IPs that DNS resolution would put in their place.
     dnsLookup: (address, callback) => callback(null, address),
@@ -74,8 +108,129 @@ function createCluster(url: string, redisOptions: RedisOptions): Cluster {
       password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
     },
   };
-  return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], options);
+  return new DeadlineCluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], options, commandTimeoutMs);
 }
+
+/** What ioredis sends itself while a connection is being set up (before `ready`). */
+const HANDSHAKE = new Set(['auth', 'hello', 'select', 'info', 'client', 'readonly', 'cluster']);
+
+const isWriteScriptCommand = (command: Command): boolean =>
+  (command.name === 'evalsha' && deadlineShas.has(String(command.args[0]))) ||
+  (command.name === 'eval' && deadlineShas.has(sha1(String(command.args[0]))));
+
+/** The parts of an ioredis client (standalone or cluster) the guard needs. */
+interface Guarded {
+  readonly status: string;
+  readonly commandTimeoutMs: number;
+  /** Commands waiting for the connection to be ready. */
+  readyWaiters: Set<() => void>;
+  connectNow(): void;
+}
+
+/**
+ * Sends `command` under its timer: min(request time left, command timeout),
+ * computed now, so that for a deadline script it ends no earlier than the
+ * cutoff runScript put in its ARGV plus the skew margin.
+ */
+function guardedSend(owner: Guarded, command: Command, send: () => unknown, passThrough: boolean): Promise<unknown> {
+  const limit: Deadline = currentDeadline().within(owner.commandTimeoutMs);
+  const holdFailures = isWriteScriptCommand(command);
+  return new Promise<unknown>((resolve, reject) => {
+    let sent = false;
+    let done = false;
+    let held: unknown;
+    let waiter: (() => void) | undefined;
+    const finish = (settle: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (waiter) owner.readyWaiters.delete(waiter);
+      settle();
+    };
+    const timer = setTimeout(() => {
+      if (done) return;
+      if (held !== undefined) return finish(() => reject(held));
+      finish(() => reject(new Error(`Command timed out: ${command.name} got no reply within ${owner.commandTimeoutMs} ms or the request's deadline`)));
+    }, Math.max(1, limit.remainingMs()));
+    const write = () => {
+      waiter = undefined;
+      if (done) return; // the request gave up before the connection was back: never sent
+      sent = true;
+      let reply: unknown;
+      try {
+        reply = send();
+      } catch (error) {
+        return finish(() => reject(error));
+      }
+      Promise.resolve(reply).then(
+        (value) => finish(() => resolve(value)),
+        (error: unknown) => {
+          // Redis answered (an error reply): the outcome is known, say so now.
+          // A lost connection after the write: the script may still run, so a
+          // deadline script's failure waits for its cutoff to have passed.
+          if (holdFailures && !(error instanceof ReplyError)) held = error;
+          else finish(() => reject(error));
+        },
+      );
+    };
+    const status = owner.status;
+    if (passThrough || status === 'ready' || status === 'end' || (status === 'connect' && HANDSHAKE.has(command.name))) return write();
+    owner.connectNow();
+    waiter = write;
+    owner.readyWaiters.add(write);
+  });
+}
+
+function wakeReadyWaiters(owner: Guarded): void {
+  const waiting = [...owner.readyWaiters];
+  owner.readyWaiters.clear();
+  for (const write of waiting) write();
+}
+
+class DeadlineRedis extends Redis implements Guarded {
+  readyWaiters = new Set<() => void>();
+
+  constructor(url: string, options: RedisOptions, readonly commandTimeoutMs: number) {
+    super(url, options);
+    this.on('ready', () => wakeReadyWaiters(this));
+  }
+
+  connectNow(): void {
+    if (this.status === 'wait') this.connect().catch(() => undefined);
+  }
+
+  override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+    // quit keeps ioredis' own handling; a pipeline's commands go out with it.
+    return guardedSend(this, command, () => super.sendCommand(command, stream), stream !== undefined || command.name === 'quit');
+  }
+}
+
+/**
+ * The cluster client gets the same timer and the same wait for `ready`. Its
+ * nodes are plain ioredis clients that may re-send a command after a
+ * redirection or a reconnect; with deadline scripts for every write that
+ * matters, a late re-send refuses or is harmless.
+ */
+class DeadlineCluster extends Cluster implements Guarded {
+  readyWaiters = new Set<() => void>();
+
+  constructor(nodes: ConstructorParameters<typeof Cluster>[0], options: ClusterOptions, readonly commandTimeoutMs: number) {
+    super(nodes, options);
+    this.on('ready', () => wakeReadyWaiters(this));
+  }
+
+  connectNow(): void {
+    if (this.status === 'wait') this.connect().catch(() => undefined);
+  }
+
+  override sendCommand(command: Command, stream?: Parameters<Cluster['sendCommand']>[1], node?: unknown): unknown {
+    return guardedSend(this, command, () => super.sendCommand(command, stream, node), stream !== undefined || node !== undefined || command.name === 'quit');
+  }
+}
+
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+/** SHA-1s of the deadline scripts: their failures are held until their cutoff has passed. */
+const deadlineShas = new Set<string>();
 
 /** A Lua script from lua/. Its KEYS count is fixed so ioredis can prefix them. */
 export interface LuaScript {
@@ -103,7 +258,9 @@ export function luaScript(name: string, numberOfKeys: number, source: string, op
   if (deadline && !/redis\.call\('TIME'\)[\s\S]*EXPIRED/.test(source)) {
     throw new Error(`${name}: a deadline script must check Redis TIME against ARGV[1] and reply EXPIRED`);
   }
-  return { name, numberOfKeys, source, sha1: createHash('sha1').update(source).digest('hex'), deadline };
+  const digest = sha1(source);
+  if (deadline) deadlineShas.add(digest);
+  return { name, numberOfKeys, source, sha1: digest, deadline };
 }
 
 type ScriptRunner = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
@@ -136,36 +293,15 @@ export async function runScript<T>(
 
 /**
  * The cutoff a deadline script gets: the request's, or sooner when the
- * command's own timeout ends first (the client stops waiting then).
+ * command's own timeout ends first. guardedSend computes the command's timer
+ * the same way a moment later, so the timer never ends before this cutoff
+ * plus the skew margin.
  */
 function commandCutoffMs(): number {
   return currentDeadline().within(config().redis.commandTimeoutMs).serverCutoffMs();
 }
 
-const unavailableCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH', 'EAI_AGAIN']);
-const unavailableMessages = [
-  'Connection is closed',
-  "Stream isn't writeable",
-  'Command timed out',
-  'Reached the max retries per request limit',
-  'Failed to refresh slots cache',
-  'None of startup nodes is available',
-  'LOADING',
-  'CLUSTERDOWN',
-  'TRYAGAIN',
-  'MASTERDOWN',
-  'READONLY',
-  // A deadline script that reached Redis after its client gave up (see LuaScript.deadline).
-  'EXPIRED',
-];
-
-/** Does this error mean "Redis cannot be reached right now" (a 503, not a bug)? */
+/** Does this error mean "Redis cannot be reached right now" (a 503, not a bug)? The list is lib/platform/dependency-errors'. */
 export function isRedisUnavailable(error: unknown): boolean {
-  // Duck-typed: socket errors may come from another realm (test runners),
-  // failing `instanceof Error`.
-  if (typeof error !== 'object' || error === null) return false;
-  const { name, code, message } = error as { name?: unknown; code?: unknown; message?: unknown };
-  if (name === 'MaxRetriesPerRequestError' || name === 'ClusterAllFailedError') return true;
-  if (typeof code === 'string' && unavailableCodes.has(code)) return true;
-  return typeof message === 'string' && unavailableMessages.some((text) => message.includes(text));
+  return isUnavailable(error);
 }
