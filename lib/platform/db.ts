@@ -224,12 +224,17 @@ function toParameter(name: string, value: SqlValue): SqlParameter {
   }
 }
 
-/** The shared list (lib/platform/dependency-errors), plus socket codes that jest's realms strip to the message. */
+/**
+ * The shared list (lib/platform/dependency-errors), plus the SDK's wrapping
+ * of errors from another realm (jest's): a plain Error whose message is all
+ * that is left, e.g. "AWS SDK error wrapper for TimeoutError: socket hang up".
+ */
 function isUnavailable(error: unknown): boolean {
   if (isDatabaseUnavailable(error)) return true;
   const message = typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : undefined;
-  return typeof message === 'string' && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN)\b/.test(message);
+  return typeof message === 'string' && WRAPPED_UNAVAILABLE.test(message);
 }
+const WRAPPED_UNAVAILABLE = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN)\b|socket hang up|error wrapper for (TimeoutError|AbortError)/;
 
 /**
  * Errors that prove the request never reached a database that could run it.

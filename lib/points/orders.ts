@@ -3,14 +3,25 @@ import { asJson } from '../platform/db';
 import { InsufficientBalanceError, NotFoundError, OutOfStockError } from '../platform/errors';
 import { idNumber } from '../platform/http';
 import { keyParams, rememberReply, type Reply } from './idempotency';
-import { ACCOUNT, changeBalance, FIRST_OUTCOMES, type BalanceRequest, type PointsDeps, type Verdict } from './points';
+import {
+  ACCOUNT,
+  callParams,
+  changeBalance,
+  FIRST_COLUMNS,
+  FIRST_OUTCOMES,
+  recordOutcome,
+  type BalanceRequest,
+  type PointsDeps,
+  type Verdict,
+} from './points';
 
 /**
  * Paying for an order with points: a balance change like a charge (see
  * lib/points/points for the lock, the fencing and the one-statement pattern), that
  * also takes stock and writes the order.
  *
- * Round trips: Data API 1 (the PAY statement); Redis as for a charge.
+ * Round trips: Data API 1 (the PAY statement; 1 more to resolve it only when
+ * its reply was lost, see lib/points/points); Redis as for a charge.
  */
 
 export const PAY_ROUTE = 'POST /orders';
@@ -47,14 +58,13 @@ interface PayVerdict extends Verdict {
 }
 
 export async function payOrder(request: BalanceRequest & { items: OrderLine[] }, deps: PointsDeps = {}): Promise<Reply<OrderReceipt>> {
-  return changeBalance<OrderReceipt>(request, 201, deps, async (database, fence) => {
+  return changeBalance<OrderReceipt>(request, 201, deps, async (database, call) => {
     const lines = request.items.map((line, index) => ({ item_id: line.itemId, quantity: line.quantity, line_no: index }));
-    const { rows } = await database.query<PayVerdict>(PAY, {
-      userId: request.userId,
-      lines: asJson(lines),
-      fence,
-      ...keyParams(PAY_ROUTE, request.idempotency),
-    });
+    const { rows } = await database.query<PayVerdict>(
+      PAY,
+      { userId: request.userId, lines: asJson(lines), ...callParams(call), ...keyParams(PAY_ROUTE, request.idempotency) },
+      { timeoutMs: call.timeoutMs },
+    );
     const verdict = rows[0]!;
     switch (verdict.outcome) {
       case 'no_item':
@@ -99,7 +109,7 @@ WITH ${ACCOUNT},
       WHEN account.point_balance < cost.total THEN 'insufficient'
       ELSE 'ok'
     END AS outcome,
-    account.point_balance AS balance, prior.*, cost.total, missing.item_id AS missing_item,
+    ${FIRST_COLUMNS}, cost.total, missing.item_id AS missing_item,
     shortfall.item_id AS short_item, shortfall.stock AS short_stock, shortfall.quantity AS short_quantity
     FROM (SELECT sum(price::numeric * quantity) AS total FROM priced) AS cost
     CROSS JOIN missing
@@ -145,5 +155,6 @@ WITH ${ACCOUNT},
     ) AS body
     FROM placed, paid
   ),
-  ${rememberReply(201)}
+  ${rememberReply(201)},
+  ${recordOutcome(201)}
 SELECT verdict.*, receipt.body FROM verdict LEFT JOIN receipt ON true`;

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { config } from '../platform/config';
-import { db, type Database } from '../platform/db';
+import { db, DatabaseUnavailableError, type Database } from '../platform/db';
+import { currentDeadline, type Deadline } from '../platform/deadline';
 import { BalanceLimitExceededError, InternalError, NotFoundError } from '../platform/errors';
 import {
   keyParams,
@@ -12,8 +15,11 @@ import {
   type PriorReply,
   type Reply,
 } from './idempotency';
-import { LockLostError, withLock, type LockOptions } from '../platform/lock';
+import { LockLostError, raiseFence, withLock, type LockOptions } from '../platform/lock';
 import { redis, type RedisClient } from '../platform/redis';
+import { pointLockKey, userTag } from './keys';
+
+export { pointLockKey } from './keys';
 
 /**
  * Points: reading a balance, charging it, and the way every balance change
@@ -30,10 +36,22 @@ import { redis, type RedisClient } from '../platform/redis';
  *    (BeginTransaction, statement, CommitTransaction), and the lock is held
  *    for exactly that one call. It reports what happened as one row
  *    (`outcome`), since the Data API gives errors no SQLSTATE.
- * 4. Lock and marker are released, also when anything above failed.
+ *    The statement refuses ('expired', nothing written) once the database's
+ *    clock is past the call's cutoff after it has taken its row locks, and
+ *    writes the request's random id with its reply (balance_requests), so:
+ * 4. When the call fails after it may have reached the database (a timeout,
+ *    an abort, a connection lost after the request went out), the outcome is
+ *    resolved before anyone is answered, still under the lock: one more
+ *    statement inserts the request id as a tombstone. If the statement
+ *    committed, the tombstone meets its row and returns its reply, and the
+ *    client gets the success; if not, the tombstone takes the id first and
+ *    the statement, should it still run, fails on that key: a 503 then is
+ *    the truth, now and later.
+ * 5. Lock and marker are released, also when anything above failed.
  *
- * Round trips per request: Data API 1; Redis 2 (acquire, release), plus 2
- * with an Idempotency-Key (marker set, delete) and 1 per lock retry.
+ * Round trips per request: Data API 1 (plus 1 to resolve, only after an
+ * ambiguous failure); Redis 2 (acquire, release), plus 2 with an
+ * Idempotency-Key (marker set, delete) and 1 per lock retry.
  */
 
 export const CHARGE_ROUTE = 'POST /points/charge';
@@ -59,10 +77,6 @@ export interface BalanceRequest {
   idempotency?: IdempotencyKey | undefined;
 }
 
-/** A user's Redis keys share this hash tag (one cluster slot). */
-const userTag = (userId: number) => `{u:${userId}}`;
-export const pointLockKey = (userId: number) => `lock:${userTag(userId)}`;
-
 export async function getBalance(userId: number, database: Database = db()): Promise<{ userId: number; balance: number }> {
   // A committed read needs no lock: it sees each change whole or not at all.
   const { rows } = await database.query<{ balance: number }>('SELECT point_balance AS balance FROM users WHERE id = :userId', { userId });
@@ -78,14 +92,18 @@ export interface ChargeReceipt {
 }
 
 export async function chargePoints(request: BalanceRequest & { amount: number }, deps: PointsDeps = {}): Promise<Reply<ChargeReceipt>> {
-  return changeBalance<ChargeReceipt>(request, 200, deps, async (database, fence) => {
-    const { rows } = await database.query<Verdict>(CHARGE, {
-      userId: request.userId,
-      amount: request.amount,
-      fence,
-      maxBalance: MAX_BALANCE,
-      ...keyParams(CHARGE_ROUTE, request.idempotency),
-    });
+  return changeBalance<ChargeReceipt>(request, 200, deps, async (database, call) => {
+    const { rows } = await database.query<Verdict>(
+      CHARGE,
+      {
+        userId: request.userId,
+        amount: request.amount,
+        maxBalance: MAX_BALANCE,
+        ...callParams(call),
+        ...keyParams(CHARGE_ROUTE, request.idempotency),
+      },
+      { timeoutMs: call.timeoutMs },
+    );
     const verdict = rows[0]!;
     if (verdict.outcome === 'over_limit') {
       throw new BalanceLimitExceededError(`balance ${verdict.balance} plus ${request.amount} would exceed ${MAX_BALANCE}`);
@@ -106,20 +124,57 @@ export const ACCOUNT = `${PRIOR_REPLY},
 
 /**
  * The outcomes every balance statement's verdict tries first, in this order
- * (changeBalance settles them): a stored reply wins over everything; a
- * holder with a stale fencing token learns nothing else.
+ * (changeBalance settles them): a statement that got its row locks only
+ * after its caller's cutoff writes nothing, whatever else is true (its
+ * caller may have given up; clock_timestamp() is the time now, not at the
+ * statement's start, and the verdict is computed after `account` and any
+ * other FOR UPDATE of the statement have their rows); a stored reply wins
+ * over everything else; a holder with a stale fencing token learns nothing
+ * else. Parameters: :cutoffMs (ms since the epoch), :fence.
  */
-export const FIRST_OUTCOMES = `WHEN prior.request_hash IS NOT NULL THEN 'replay'
+export const FIRST_OUTCOMES = `WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0) THEN 'expired'
+      WHEN prior.request_hash IS NOT NULL THEN 'replay'
       WHEN account.point_balance IS NULL THEN 'no_user'
       WHEN account.lock_fence > :fence THEN 'stale_fence'`;
+
+/** The columns FIRST_OUTCOMES needs besides `outcome`, for a verdict's select list. */
+export const FIRST_COLUMNS = `account.point_balance AS balance, account.lock_fence, prior.*`;
 
 /** The row a balance statement answers with. */
 export interface Verdict extends PriorReply {
   outcome: string;
   /** The balance before the change; null without a users row. */
   balance: number | null;
+  /** The fence users.lock_fence held; null without a users row. */
+  lock_fence: number | null;
   /** The reply's body (JSON text) when the change was written. */
   body: string | null;
+}
+
+/** What changeBalance gives the balance statement of one attempt. */
+export interface BalanceCall {
+  /** The lock's fencing token. */
+  fence: number;
+  /** Random per attempt: written with the effect, the key to resolving a lost reply. */
+  requestId: string;
+  /** The database refuses to write once its clock is past this (ms since the epoch). */
+  cutoffMs: number;
+  /** How long the client waits for the statement's reply. */
+  timeoutMs: number;
+}
+
+export const callParams = (call: BalanceCall) => ({ fence: call.fence, requestId: call.requestId, cutoffMs: call.cutoffMs });
+
+/**
+ * The CTE `recorded`: the request's id with its reply, written only when
+ * the CTE `receipt` has a row (the effect was written). Plain INSERT: a
+ * tombstone of the same id (resolveLostCall) makes the whole statement fail.
+ */
+export function recordOutcome(status: number): string {
+  return `recorded AS (
+    INSERT INTO balance_requests (request_id, user_id, status_code, response_body)
+    SELECT CAST(:requestId AS uuid), :userId, ${status}, receipt.body FROM receipt
+  )`;
 }
 
 // Every write hangs off `charged`, the fenced balance update: without its
@@ -132,7 +187,7 @@ WITH ${ACCOUNT},
       WHEN account.point_balance + :amount > :maxBalance THEN 'over_limit'
       ELSE 'ok'
     END AS outcome,
-    account.point_balance AS balance, prior.*
+    ${FIRST_COLUMNS}
     FROM (VALUES (1)) AS one
     LEFT JOIN account ON true
     LEFT JOIN prior ON true
@@ -152,28 +207,45 @@ WITH ${ACCOUNT},
     SELECT json_build_object('userId', :userId, 'charged', :amount, 'balance', balance_after, 'historyId', id) AS body
     FROM history
   ),
-  ${rememberReply(200)}
+  ${rememberReply(200)},
+  ${recordOutcome(200)}
 SELECT verdict.*, receipt.body FROM verdict LEFT JOIN receipt ON true`;
 
 /**
  * Runs one balance statement for a request under the user's lock (steps 1,
- * 2 and 4 above), then turns its verdict into the reply. `apply` runs the
- * statement with the lock's fencing token and throws its own refusals; the
- * outcomes of FIRST_OUTCOMES and 'ok' are settled here.
+ * 2, 4 and 5 above), then turns its verdict into the reply. `apply` runs the
+ * statement for a BalanceCall and throws its own refusals; the outcomes of
+ * FIRST_OUTCOMES and 'ok' are settled here.
  */
 export async function changeBalance<Body>(
   request: BalanceRequest,
   status: number,
   deps: PointsDeps,
-  apply: (database: Database, fence: number) => Promise<Verdict>,
+  apply: (database: Database, call: BalanceCall) => Promise<Verdict>,
 ): Promise<Reply<Body>> {
   const client = deps.redis ?? redis();
   const database = deps.database ?? db();
   const remainingTimeMs = deps.remainingTimeMs ?? (() => Number.POSITIVE_INFINITY);
   const markerTtlMs = Math.min(config().idempotency.markerTtlMs, remainingTimeMs());
-  const verdict = await withRunningMarker(userTag(request.userId), request.idempotency, markerTtlMs, client, () =>
-    withLock(pointLockKey(request.userId), (lease) => apply(database, lease.fence), { ...deps.lock, client, remainingTimeMs }),
-  );
+  const lockKey = pointLockKey(request.userId);
+  const underLock = () =>
+    withLock(lockKey, (lease) => applyOnce(database, request.userId, lease.fence, apply), { ...deps.lock, client, remainingTimeMs });
+  const verdict = await withRunningMarker(userTag(request.userId), request.idempotency, markerTtlMs, client, async () => {
+    const first = await underLock();
+    if (first.outcome !== 'stale_fence' || first.lock_fence === null) return first;
+    // users.lock_fence is ahead of every token this lock has issued since:
+    // either a holder with a newer token wrote while our lease had run out,
+    // or Redis lost the counter and its clock stepped back, which would
+    // refuse this user forever. Raising the counter to the fence the
+    // database holds repairs the second and is harmless in the first; one
+    // more attempt under a fresh lock (and a fresh token) then decides.
+    try {
+      await raiseFence(lockKey, first.lock_fence, client);
+    } catch {
+      return first; // Redis away: the refusal stands (409, retry later)
+    }
+    return underLock();
+  });
   switch (verdict.outcome) {
     case 'ok':
       if (verdict.body === null) throw new InternalError('balance statement passed its checks but wrote nothing');
@@ -185,8 +257,116 @@ export async function changeBalance<Body>(
       throw noAccount(request.userId);
     case 'stale_fence':
       throw new LockLostError();
+    case 'expired':
+      // The statement got its row locks only after its cutoff (rows held by
+      // another session): it wrote nothing.
+      throw new DatabaseUnavailableError(false, { cause: new Error('the balance statement reached its cutoff before it could write') });
     default:
       throw new InternalError(`unexpected balance statement outcome ${verdict.outcome}`);
+  }
+}
+
+/**
+ * One attempt's statement, with its cutoff and request id; after a failure
+ * that may have run it, its resolution. Runs under the user's lock, so no
+ * other attempt for the user interleaves while the outcome is unknown.
+ */
+async function applyOnce(
+  database: Database,
+  userId: number,
+  fence: number,
+  apply: (database: Database, call: BalanceCall) => Promise<Verdict>,
+): Promise<Verdict> {
+  const deadline = currentDeadline();
+  const { callTimeoutMs, resolveBudgetMs } = config().db;
+  // The statement's time ends resolveBudgetMs before the request's, so that
+  // a lost reply can still be resolved before the answer is due.
+  const timeoutMs = Math.floor(Math.min(callTimeoutMs, deadline.remainingMs() - resolveBudgetMs));
+  if (timeoutMs <= 0) {
+    throw new DatabaseUnavailableError(false, { cause: new Error('no time left for the balance statement and its resolution') });
+  }
+  // The database's clock may be behind ours by the skew margin: it passes
+  // the cutoff no later than our clock passes the moment we stop waiting.
+  const call: BalanceCall = { fence, requestId: randomUUID(), cutoffMs: Date.now() + timeoutMs - config().deadline.clockSkewMarginMs, timeoutMs };
+  try {
+    return await apply(database, call);
+  } catch (error) {
+    if (!(error instanceof DatabaseUnavailableError) || !error.mayHaveRun) throw error;
+    return resolveLostCall(database, userId, call.requestId, deadline, error);
+  }
+}
+
+/**
+ * The extra round trip of an ambiguous failure, and only of one: the
+ * request id goes in as a tombstone, or meets the statement's own row.
+ *
+ * - It runs in a statement of its own, after the lost call, so it does not
+ *   read a snapshot older than the statement's commit; and ON CONFLICT DO
+ *   UPDATE waits for a conflicting row's transaction (a statement still
+ *   committing) and then returns that row's latest committed version, which
+ *   a plain SELECT under READ COMMITTED would not.
+ * - It waits for no users row lock: a statement still queued behind another
+ *   session's lock has written no id yet, so the tombstone wins and that
+ *   statement, when it gets its locks, fails on the id (and is past its
+ *   cutoff anyway). No waiting for the cutoff is needed either: the key, not
+ *   the clock, decides.
+ * - It is idempotent, so it is retried while the request's time lasts (a
+ *   reset connection, a database restarting).
+ */
+async function resolveLostCall(database: Database, userId: number, requestId: string, deadline: Deadline, lost: DatabaseUnavailableError): Promise<Verdict> {
+  // What applyOnce kept back from the statement, and no more: a database that
+  // does not answer still gets its 503 within DB_CALL_TIMEOUT_MS + DB_RESOLVE_BUDGET_MS.
+  const until = deadline.within(config().db.resolveBudgetMs);
+  let last: unknown = lost;
+  for (let attempt = 0; until.remainingMs() > 0; attempt++) {
+    try {
+      const { rows } = await database.query<{ status_code: number | null; body: string | null }>(
+        RESOLVE,
+        { requestId, userId },
+        { timeoutMs: until.remainingMs() },
+      );
+      const row = rows[0];
+      if (row?.status_code != null && row.body !== null) {
+        return { outcome: 'ok', body: row.body, balance: null, lock_fence: null, request_hash: null, status_code: null, response_body: null };
+      }
+      throw new DatabaseUnavailableError(false, { cause: lost });
+    } catch (error) {
+      if (!(error instanceof DatabaseUnavailableError) || !error.mayHaveRun) throw error;
+      last = error;
+      await sleep(Math.min(50 * 2 ** attempt, 200, until.remainingMs()));
+    }
+  }
+  // Out of time without an answer: the statement may still have committed.
+  // The one case where a 503 may not be the truth (the database answered the
+  // statement and then nothing at all); an Idempotency-Key makes the retry safe.
+  throw new DatabaseUnavailableError(true, { cause: last });
+}
+
+const RESOLVE = `
+INSERT INTO balance_requests (request_id, user_id, resolved_at)
+VALUES (CAST(:requestId AS uuid), :userId, clock_timestamp())
+ON CONFLICT (request_id) DO UPDATE SET resolved_at = clock_timestamp()
+RETURNING status_code, response_body AS body`;
+
+/**
+ * Deletes balance_requests rows older than a day, in batches: they matter
+ * only during their request. For the daily purge (functions/purge-idempotency-keys).
+ */
+export async function purgeBalanceRequests(database: Database = db(), olderThanHours = 24, batchSize = 5000): Promise<number> {
+  let purged = 0;
+  for (;;) {
+    const { rowCount } = await database.query(
+      `DELETE FROM balance_requests WHERE request_id IN (
+         SELECT request_id FROM balance_requests
+         WHERE created_at < now() - make_interval(hours => CAST(:olderThanHours AS integer))
+         LIMIT :batchSize
+       )`,
+      { olderThanHours, batchSize },
+      // A batch may take longer than a request's statement; the purge runs alone, on a schedule.
+      { timeoutMs: 10_000 },
+    );
+    purged += rowCount;
+    if (rowCount < batchSize) return purged;
   }
 }
 
