@@ -2,25 +2,32 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
 import type { Client } from 'pg';
-import { handler as chargeHandler } from '../../functions/charge';
-import { handler as payHandler } from '../../functions/pay';
 import { createDatabase, type Database } from '../../lib/platform/db';
-import type { HttpResult } from '../../lib/platform/http';
+import type { HttpHandler, HttpResult } from '../../lib/platform/http';
 import type { PointsDeps } from '../../lib/points/points';
 import { bodyOf, httpEvent, lambdaContext } from './events';
 
 /** Shared by the points, orders and lock test files. */
 
+/**
+ * The handlers, loaded on first call: a handler reads the configuration when
+ * it is loaded (a cold start), so a file that points DATA_API_ENDPOINT at a
+ * fault proxy or a cluster of its own in beforeAll may still use these.
+ */
+export const chargeHandler: HttpHandler = async (event, context) => (await import('../../functions/charge')).handler(event, context);
+export const payHandler: HttpHandler = async (event, context) => (await import('../../functions/pay')).handler(event, context);
+
 export function callBalance(userId: number | undefined): Promise<HttpResult> {
   return chargeHandler(httpEvent({ routeKey: 'GET /points', userId }), lambdaContext());
 }
 
-export function callCharge(userId: number | undefined, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-  return chargeHandler(httpEvent({ routeKey: 'POST /points/charge', body, headers, userId }), lambdaContext());
+/** `remainingMs`: the invocation's remaining time (lambdaContext); the function's 15 s by default. */
+export function callCharge(userId: number | undefined, body: unknown, headers: Record<string, string> = {}, remainingMs?: number): Promise<HttpResult> {
+  return chargeHandler(httpEvent({ routeKey: 'POST /points/charge', body, headers, userId }), lambdaContext(remainingMs));
 }
 
-export function callPay(userId: number | undefined, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
-  return payHandler(httpEvent({ routeKey: 'POST /orders', body, headers, userId }), lambdaContext());
+export function callPay(userId: number | undefined, body: unknown, headers: Record<string, string> = {}, remainingMs?: number): Promise<HttpResult> {
+  return payHandler(httpEvent({ routeKey: 'POST /orders', body, headers, userId }), lambdaContext(remainingMs));
 }
 
 /** How a request was answered: its status, and whether it was an Idempotency-Key replay. */
@@ -148,10 +155,10 @@ export function gatedDatabase(database: Database): { database: Database; entered
   const gate = deferred();
   return {
     database: {
-      async query(sql, params) {
+      async query(sql, params, options) {
         entered.resolve();
         await gate.promise;
-        return database.query(sql, params);
+        return database.query(sql, params, options);
       },
       transaction: (fn) => database.transaction(fn),
     },
