@@ -1,29 +1,40 @@
 import { ReplyError } from 'ioredis';
 import likeSource from '../../lua/like.lua';
 import likeStatusSource from '../../lua/like-status.lua';
+import receivedSource from '../../lua/likes-received.lua';
+import unloadSource from '../../lua/likes-unload.lua';
 import unlikeSource from '../../lua/unlike.lua';
-import { InternalError, NotFoundError } from '../platform/errors';
-import { authorshipKey, postAuthors, type PostAuthors } from './post-authors';
+import { db, type Queryable } from '../platform/db';
+import { currentDeadline, type Deadline } from '../platform/deadline';
+import { DependencyUnavailableError, InternalError, NotFoundError } from '../platform/errors';
+import { logger } from '../platform/logger';
 import { luaScript, redis, runScript, type LuaScript, type RedisClient } from '../platform/redis';
+import {
+  authorLoadedKey,
+  authorshipKey,
+  likeScriptKeys,
+  likeSetKey,
+  postLoadedKey,
+  receivedLikesKey,
+} from './keys';
+import { postAuthors, type PostAuthors } from './post-authors';
+import { loadAuthorLikes, loadPostLikes } from './rebuild';
 
 /**
- * Likes live in Redis only. Key schema (REDIS_KEY_PREFIX goes in front of each):
+ * Likes: Redis is the fast path, PostgreSQL (post_likes) the record. The key
+ * schema is lib/likes/keys; the write-behind is lib/likes/sync; the rebuild
+ * after Redis lost its data is lib/likes/rebuild.
  *
- *   likes:{u:<authorId>}:post:<postId>          SET     ids of the users who like the post
- *   likes:{u:<authorId>}:received               STRING  the author's received-like count; absent = 0
- *   likes:{u:<authorId>}:post:<postId>:author   STRING  Redis vouches the post is the author's (lib/likes/post-authors)
- *   post-author:<postId>                        STRING  the post's author id, a cache (lib/likes/post-authors)
+ * A like moves the post's set and its author's counter together and appends
+ * the change to its bucket's stream, in one Lua script: one round trip, one
+ * hash slot (so it runs on Redis Cluster too). That is why every like route
+ * first needs the post's author, which comes from the database (cached),
+ * never from the client.
  *
- * A like moves the post's set and its author's counter together in one Lua
- * script, so both keys carry the author's hash tag {u:<authorId>}: they hash
- * to one slot and the same script runs on Redis Cluster. That is why every
- * like route first needs the post's author, which comes from the database
- * (cached), never from the client.
- *
- * Round trips: a like, an unlike or a like-status on a warm instance is one
- * EVALSHA and no database call; received likes is one GET. Only when Redis
- * has lost the authorship marker (a flush or failover) does a call cost a
- * SELECT and a second EVALSHA.
+ * Round trips: a like, an unlike, a like-status or a received-likes on a warm
+ * instance is one EVALSHA and no database call. Only when Redis does not
+ * vouch for the author (marker expired or lost) does a call cost a SELECT,
+ * and only when Redis lost the likes themselves a rebuild (lib/likes/rebuild).
  */
 
 export interface LikeChange {
@@ -48,16 +59,19 @@ export interface ReceivedLikes {
 export interface LikesDeps {
   redis: RedisClient;
   authors: PostAuthors;
+  /** For rebuilds only: the warm path never queries. */
+  db: Queryable;
 }
 
-const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors() });
+const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors(), db: db() });
 
-export const likeSetKey = (authorId: number, postId: number): string => `likes:{u:${authorId}}:post:${postId}`;
-export const receivedLikesKey = (authorId: number): string => `likes:{u:${authorId}}:received`;
+export { likeSetKey, receivedLikesKey };
 
-export const likeScript = luaScript('like', 3, likeSource);
-const unlikeScript = luaScript('unlike', 3, unlikeSource);
-const likeStatusScript = luaScript('likeStatus', 2, likeStatusSource);
+export const likeScript = luaScript('like', 7, likeSource, { deadline: true });
+const unlikeScript = luaScript('unlike', 7, unlikeSource, { deadline: true });
+const likeStatusScript = luaScript('likeStatus', 3, likeStatusSource);
+const receivedScript = luaScript('likesReceived', 2, receivedSource);
+const unloadScript = luaScript('likesUnload', 4, unloadSource, { deadline: true });
 
 /** POST /posts/{postId}/likes: liking twice is still one like. */
 export function like(postId: number, userId: number, deps: LikesDeps = defaultDeps()): Promise<LikeChange> {
@@ -69,10 +83,18 @@ export function unlike(postId: number, userId: number, deps: LikesDeps = default
   return setLiked(unlikeScript, false, postId, userId, deps);
 }
 
+/**
+ * A script's answer: its value, or null (Redis does not vouch for the
+ * author), or what must be loaded first.
+ */
+type Answer<T> = { value: T } | null | { load: { post: boolean; author: boolean } };
+
 async function setLiked(script: LuaScript, liked: boolean, postId: number, userId: number, deps: LikesDeps): Promise<LikeChange> {
-  const [changed, likeCount] = await withAuthor(postId, deps, (authorId) => {
-    const keys = [likeSetKey(authorId, postId), receivedLikesKey(authorId), authorshipKey(authorId, postId)];
-    return runLikeScript<[number, number] | null>(script, keys, [userId], deps.redis);
+  const [changed, likeCount] = await withPost<[number, number]>(postId, deps, async (authorId) => {
+    const reply = await runLikeScript<number[] | null>(script, likeScriptKeys(authorId, postId), [userId, postId, authorId], deps.redis);
+    if (reply === null) return null;
+    if (reply[0] === -1) return { load: { post: reply[1] === 0, author: reply[2] === 0 } };
+    return { value: [reply[0]!, reply[1]!] };
   });
   return { postId, liked, changed: changed === 1, likeCount };
 }
@@ -82,38 +104,94 @@ export async function likeStatus(postId: number, userId: number, deps: LikesDeps
   // A script rather than a pipeline of SCARD + SISMEMBER: the same one round
   // trip, but one command and an atomic snapshot (likedByMe never comes with a
   // count that does not include it).
-  const [likeCount, member] = await withAuthor(postId, deps, (authorId) =>
-    runLikeScript<[number, number] | null>(likeStatusScript, [likeSetKey(authorId, postId), authorshipKey(authorId, postId)], [userId], deps.redis),
-  );
+  const [likeCount, member] = await withPost<[number, number]>(postId, deps, async (authorId) => {
+    const keys = [likeSetKey(authorId, postId), authorshipKey(authorId, postId), postLoadedKey(authorId, postId)];
+    const reply = await runLikeScript<number[] | null>(likeStatusScript, keys, [userId], deps.redis);
+    if (reply === null) return null;
+    if (reply[0] === -1) return { load: { post: true, author: false } };
+    return { value: [reply[0]!, reply[1]!] };
+  });
   return { postId, likeCount, likedByMe: member === 1 };
 }
 
 /**
- * GET /users/{userId}/received-likes: one GET. A user with no posts, no liked
- * post or no row at all has no counter, which reads as 0.
+ * GET /users/{userId}/received-likes: one EVALSHA. A user with no posts, no
+ * liked post or no row at all has a count of 0 (after a first rebuild, which
+ * finds nothing in the database).
  */
-export async function receivedLikes(userId: number, client: RedisClient = redis()): Promise<ReceivedLikes> {
+export async function receivedLikes(userId: number, deps: LikesDeps = defaultDeps()): Promise<ReceivedLikes> {
   const key = receivedLikesKey(userId);
-  const stored = await client.get(key);
-  if (stored === null) return { userId, receivedLikeCount: 0 };
-  if (!/^(0|[1-9]\d*)$/.test(stored) || !Number.isSafeInteger(Number(stored))) {
-    throw new InternalError(`${key} does not hold a like count: ${JSON.stringify(stored)}`);
+  const deadline = currentDeadline();
+  for (;;) {
+    const stored = await runScript<string | number>(receivedScript, [key, authorLoadedKey(userId)], [], deps.redis);
+    if (stored !== -1) {
+      if (typeof stored !== 'string' || !/^(0|[1-9]\d*)$/.test(stored) || !Number.isSafeInteger(Number(stored))) {
+        throw new InternalError(`${key} does not hold a like count: ${JSON.stringify(stored)}`);
+      }
+      return { userId, receivedLikeCount: Number(stored) };
+    }
+    requireTime(deadline, `received likes of ${userId}`);
+    await loadAuthorLikes(userId, deps);
   }
-  return { userId, receivedLikeCount: Number(stored) };
 }
 
 /**
- * Runs a like script with the post's author. A script answers null, having
- * written nothing, when Redis no longer vouches for that author (see
- * lib/likes/post-authors): the author is then read from the database, and the
- * script runs once more.
+ * Runs a like script with the post's author until it answers: reloading the
+ * author from the database when Redis no longer vouches for it, rebuilding
+ * (or waiting for another caller's rebuild of) the post's likes and the
+ * author's count when Redis does not hold them. Within the request's
+ * deadline: past it, 503.
  */
-async function withAuthor<T>(postId: number, deps: LikesDeps, run: (authorId: number) => Promise<T | null>): Promise<T> {
-  const answer = await run(requireAuthor(postId, await deps.authors.authorOf(postId)));
-  if (answer !== null) return answer;
-  const retried = await run(requireAuthor(postId, await deps.authors.reload(postId)));
-  if (retried === null) throw new InternalError(`post ${postId}: Redis lost its author marker again right after it was written`);
-  return retried;
+async function withPost<T>(postId: number, deps: LikesDeps, run: (authorId: number) => Promise<Answer<T>>): Promise<T> {
+  const deadline = currentDeadline();
+  let authorId = requireAuthor(postId, await deps.authors.authorOf(postId));
+  let reloads = 0;
+  for (;;) {
+    const answer = await run(authorId);
+    if (answer !== null && 'value' in answer) return answer.value;
+    if (answer === null) {
+      if (++reloads > 2) throw new InternalError(`post ${postId}: Redis lost its author marker again right after it was written`);
+      const reloaded = await deps.authors.reload(postId);
+      if (reloaded === undefined) {
+        await forgetDeletedPost(authorId, postId, deps);
+        throw new NotFoundError(`post ${postId} does not exist`);
+      }
+      authorId = reloaded;
+      continue;
+    }
+    requireTime(deadline, `likes of post ${postId}`);
+    const loads: Promise<void>[] = [];
+    if (answer.load.post) loads.push(loadPostLikes(authorId, postId, deps));
+    if (answer.load.author) loads.push(loadAuthorLikes(authorId, deps));
+    await Promise.all(loads);
+  }
+}
+
+/**
+ * A post deleted from the database: its likes leave Redis, and its author's
+ * count is rebuilt on next use from the posts that remain, so it still equals
+ * their sum. Its rows stay in post_likes (see README, "Durable likes").
+ */
+async function forgetDeletedPost(authorId: number, postId: number, deps: LikesDeps): Promise<void> {
+  const keys = [likeSetKey(authorId, postId), postLoadedKey(authorId, postId), authorshipKey(authorId, postId), authorLoadedKey(authorId)];
+  await runScript(unloadScript, keys, [1], deps.redis);
+  logger.info('post deleted from the database: its likes left Redis', { postId, authorId });
+}
+
+/**
+ * Drops what Redis holds of a post's likes and its author's count, so that
+ * the next request rebuilds both from post_likes (npm run likes:rebuild).
+ */
+export async function unloadPost(authorId: number, postId: number, client: RedisClient = redis()): Promise<void> {
+  const keys = [likeSetKey(authorId, postId), postLoadedKey(authorId, postId), authorshipKey(authorId, postId), authorLoadedKey(authorId)];
+  await runScript(unloadScript, keys, [0], client);
+}
+
+/** Waiting for a rebuild must end in a 503 before the request's deadline, not in the platform's timeout. */
+function requireTime(deadline: Deadline, what: string): void {
+  if (deadline.expired()) {
+    throw new DependencyUnavailableError('redis', { cause: new Error(`${what}: not rebuilt before the deadline`) });
+  }
 }
 
 function requireAuthor(postId: number, authorId: number | undefined): number {
@@ -124,7 +202,7 @@ function requireAuthor(postId: number, authorId: number | undefined): number {
 /**
  * The scripts refuse (with a CORRUPT error, before writing anything) to touch
  * keys holding what they did not write: a bug or a manual edit, so a 500.
- * Other reply errors (LOADING, CLUSTERDOWN, ...) keep their own meaning.
+ * Other reply errors (EXPIRED, LOADING, CLUSTERDOWN, ...) keep their own meaning.
  */
 async function runLikeScript<T>(script: LuaScript, keys: string[], args: number[], client: RedisClient): Promise<T> {
   try {

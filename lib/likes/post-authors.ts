@@ -1,7 +1,9 @@
 import { LRUCache } from 'lru-cache';
+import { config } from '../platform/config';
 import { db, type Queryable } from '../platform/db';
 import { idString } from '../platform/http';
 import { redis, type RedisClient } from '../platform/redis';
+import { authorshipKey, postAuthorKey } from './keys';
 
 /**
  * Who wrote a post: `posts.author_id`, never something the client says.
@@ -22,6 +24,11 @@ import { redis, type RedisClient } from '../platform/redis';
  * "No such post" is never cached: the post may be inserted a moment later, and
  * a like on it must then work. So every request about a missing post costs a
  * Redis GET and a SELECT.
+ *
+ * The marker expires after LIKES_POST_RECHECK_SECONDS: then the next like
+ * asks the database again, and a post deleted meanwhile answers 404 from then
+ * on (lib/likes/likes drops its likes from Redis). That bounds how long a
+ * deleted post keeps taking likes, for one SELECT per post per period.
  */
 export interface PostAuthors {
   /** The post's author id, or undefined when the post does not exist. */
@@ -30,14 +37,13 @@ export interface PostAuthors {
   reload(postId: number): Promise<number | undefined>;
 }
 
-export const postAuthorKey = (postId: number): string => `post-author:${postId}`;
-/** Present while Redis vouches that the post is the author's; in the author's slot, beside the like set. */
-export const authorshipKey = (authorId: number, postId: number): string => `likes:{u:${authorId}}:post:${postId}:author`;
+// The key schema lives in lib/likes/keys; re-exported for the callers that named them here.
+export { authorshipKey, postAuthorKey };
 
 /**
  * The Redis copy expires only so that eviction policies that spare keys
  * without a TTL (ElastiCache's default volatile-lru) drop this cache before
- * they would drop likes, which live in Redis only. Losing it costs one SELECT.
+ * they would drop likes, which would then cost a rebuild. Losing it costs one SELECT.
  */
 const REDIS_TTL_SECONDS = 30 * 24 * 3600;
 
@@ -56,7 +62,7 @@ export function createPostAuthors(client: RedisClient, database: Queryable, maxE
       // Two slots, so two commands, sent together: one round trip of latency.
       await Promise.all([
         client.set(postAuthorKey(postId), authorId, 'EX', REDIS_TTL_SECONDS),
-        client.set(authorshipKey(authorId, postId), 1, 'EX', REDIS_TTL_SECONDS),
+        client.set(authorshipKey(authorId, postId), 1, 'EX', config().likes.postRecheckSeconds),
       ]);
     }
     return authorId;
@@ -70,13 +76,27 @@ export function createPostAuthors(client: RedisClient, database: Queryable, maxE
     fetchMethod: (postId) => load(postId),
   });
 
+  // A marker expiring under a hot post sends every request in flight to
+  // reload; they share one SELECT.
+  const reloading = new Map<number, Promise<number | undefined>>();
+  async function reloadOnce(postId: number): Promise<number | undefined> {
+    const authorId = await loadFromDatabase(postId);
+    if (authorId === undefined) {
+      cache.delete(postId);
+      await client.del(postAuthorKey(postId));
+    } else cache.set(postId, authorId);
+    return authorId;
+  }
+
   return {
     authorOf: (postId) => cache.fetch(postId),
-    async reload(postId) {
-      const authorId = await loadFromDatabase(postId);
-      if (authorId === undefined) cache.delete(postId);
-      else cache.set(postId, authorId);
-      return authorId;
+    reload(postId) {
+      let pending = reloading.get(postId);
+      if (!pending) {
+        pending = reloadOnce(postId).finally(() => reloading.delete(postId));
+        reloading.set(postId, pending);
+      }
+      return pending;
     },
   };
 }

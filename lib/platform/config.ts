@@ -128,6 +128,19 @@ const schema = z.object({
   CACHE_POLL_INTERVAL_MS: positiveInt(25),
   /** Up to this much is added to each TTL at random, so values do not all expire at once. */
   CACHE_TTL_JITTER_MS: positiveInt(60000),
+
+  /**
+   * Durable likes (lib/likes): a post deleted from the database stops taking
+   * likes (404) at most this long after, when its authorship marker expires
+   * and is checked against the database again.
+   */
+  LIKES_POST_RECHECK_SECONDS: positiveInt(300),
+  /** Lease of the lock that lets one caller rebuild a post's likes or an author's count; renewed per chunk. */
+  LIKES_REBUILD_LEASE_MS: positiveInt(5000),
+  /** User ids per Redis call when a post's likes are rebuilt, so Redis is never blocked for long. */
+  LIKES_REBUILD_CHUNK_SIZE: positiveInt(2000),
+  /** Changes per sync-likes transaction (one multi-row statement): keeps each Data API request small. */
+  LIKES_SYNC_BATCH_SIZE: positiveInt(1000),
 });
 
 export type Env = z.input<typeof schema>;
@@ -169,6 +182,12 @@ export interface Config {
     waitBudgetMs: number;
     pollIntervalMs: number;
     ttlJitterMs: number;
+  };
+  likes: {
+    postRecheckSeconds: number;
+    rebuildLeaseMs: number;
+    rebuildChunkSize: number;
+    syncBatchSize: number;
   };
 }
 
@@ -250,6 +269,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       waitBudgetMs: e.CACHE_WAIT_BUDGET_MS,
       pollIntervalMs: e.CACHE_POLL_INTERVAL_MS,
       ttlJitterMs: e.CACHE_TTL_JITTER_MS,
+    },
+    likes: {
+      postRecheckSeconds: e.LIKES_POST_RECHECK_SECONDS,
+      rebuildLeaseMs: e.LIKES_REBUILD_LEASE_MS,
+      rebuildChunkSize: e.LIKES_REBUILD_CHUNK_SIZE,
+      syncBatchSize: e.LIKES_SYNC_BATCH_SIZE,
     },
   };
 }
