@@ -97,6 +97,8 @@ it('a refused like is a bare 500: no internals in the body, nothing liked', asyn
   const { postId, authorId } = await insertPost();
   const raw = new Redis(process.env.REDIS_URL!, { keyPrefix: process.env.REDIS_KEY_PREFIX });
   try {
+    await call(STATUS, postId, freshId()); // loaded: a rebuild would overwrite what follows
+    await call(RECEIVED, authorId, freshId());
     await raw.set(receivedLikesKey(authorId), 'corrupt');
     const userId = freshId();
     const result = await call(LIKE, postId, userId);
