@@ -1,4 +1,4 @@
-import { decodeJwt, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { config } from './config';
 import { UnauthorizedError } from './errors';
 import { header, idString, type HttpEvent } from './http';
@@ -24,12 +24,7 @@ export function callerId(event: HttpEvent): number {
 function localClaims(event: HttpEvent): JWTPayload {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header(event, 'authorization') ?? '');
   if (!match?.[1]) throw new UnauthorizedError('missing bearer token');
-  let claims: JWTPayload;
-  try {
-    claims = decodeJwt(match[1]);
-  } catch {
-    throw new UnauthorizedError('malformed token');
-  }
+  const claims = decodeLocalToken(match[1]);
   const { issuer, audience } = config().jwt;
   if (claims.iss !== issuer) throw new UnauthorizedError('wrong token issuer');
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
@@ -42,4 +37,26 @@ function localClaims(event: HttpEvent): JWTPayload {
     throw new UnauthorizedError('token is not valid yet');
   }
   return claims;
+}
+
+/** Three base64url segments, the signature possibly empty (it is never checked here). */
+const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$/;
+
+/**
+ * The payload of a compact JWS whose three segments are base64url and whose
+ * protected header and payload are JSON objects (API.md, "Who is calling");
+ * anything else is a 401. decodeJwt checks the payload only, so the header
+ * is decoded and checked too.
+ */
+function decodeLocalToken(token: string): JWTPayload {
+  const segments = COMPACT_JWS.exec(token);
+  // A base64 text of length 4n+1 encodes no whole byte sequence.
+  if (!segments || segments.slice(1).some((segment) => segment.length % 4 === 1)) throw new UnauthorizedError('malformed token');
+  try {
+    const protectedHeader = decodeProtectedHeader(token);
+    if (typeof protectedHeader !== 'object' || protectedHeader === null || Array.isArray(protectedHeader)) throw new Error('header');
+    return decodeJwt(token);
+  } catch {
+    throw new UnauthorizedError('malformed token');
+  }
 }

@@ -19,10 +19,44 @@ function token(claims: Record<string, unknown>): string {
 }
 const valid = () => ({ sub: '7', iss: 'http://127.0.0.1/local-issuer', aud: 'local', exp: Math.floor(Date.now() / 1000) + 60 });
 
+/** Tokens with valid claims but a segment that is not what API.md asks for: each is a 401. */
+function malformed(): { what: string; token: string }[] {
+  const b64 = (text: string) => Buffer.from(text).toString('base64url');
+  const header = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const payload = b64(JSON.stringify(valid()));
+  return [
+    { what: 'a header that is not JSON', token: `${b64('not json')}.${payload}.c2ln` },
+    { what: 'a header that is a JSON array', token: `${b64('[1,2]')}.${payload}.c2ln` },
+    { what: 'a header that is a JSON string', token: `${b64('"HS256"')}.${payload}.c2ln` },
+    { what: 'a header that is JSON null', token: `${b64('null')}.${payload}.c2ln` },
+    { what: 'an empty header', token: `.${payload}.c2ln` },
+    { what: 'a payload that is a JSON array', token: `${header}.${b64(JSON.stringify([valid()]))}.c2ln` },
+    { what: 'a payload that is JSON null', token: `${header}.${b64('null')}.c2ln` },
+    { what: 'a header in base64 (not base64url) with padding', token: `${Buffer.from('{"alg":"HS256"}?').toString('base64')}.${payload}.c2ln` },
+    { what: 'a payload with characters outside base64url', token: `${header}.${payload}*.c2ln` },
+    { what: 'a signature with characters outside base64url', token: `${header}.${payload}.c2ln+/=` },
+    { what: 'a segment of impossible length (4n+1)', token: `${header}.${payload}.c2lu5` },
+    { what: 'four segments', token: `${header}.${payload}.c2ln.c2ln` },
+    { what: 'two segments', token: `${header}.${payload}` },
+  ];
+}
+
 describe('on stage local', () => {
   it('takes the caller from the sub of a token from npm run token', async () => {
     expect(callerId(withAuthorization(`Bearer ${await createLocalToken(42)}`))).toBe(42);
     expect(callerId(withAuthorization(`Bearer ${await createLocalToken('9007199254740991')}`))).toBe(9007199254740991);
+  });
+
+  it('accepts an unsigned token (empty signature), since signatures are never checked locally', () => {
+    expect(callerId(withAuthorization(`Bearer ${token(valid()).replace(/[^.]+$/, '')}`))).toBe(7);
+  });
+
+  it('answers a token whose header segment is not a JSON object with 401 problem+json', async () => {
+    const handler = httpHandler(async (event) => json(200, { userId: callerId(event) }));
+    for (const { token: bad } of malformed()) {
+      const result = await handler(withAuthorization(`Bearer ${bad}`), lambdaContext());
+      expect({ token: bad, status: result.statusCode, code: bodyOf(result).code }).toEqual({ token: bad, status: 401, code: 'UNAUTHORIZED' });
+    }
   });
 
   it('accepts any case of the scheme and an audience list that includes local', () => {
@@ -39,6 +73,7 @@ describe('on stage local', () => {
     ['two tokens', `Bearer ${token(valid())} ${token(valid())}`],
     ['a token that is not a JWT', 'Bearer not-a-jwt'],
     ['a JWT whose payload is not JSON', 'Bearer eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln'],
+    ...malformed().map((bad): [string, string] => [bad.what, `Bearer ${bad.token}`]),
     ['another issuer', `Bearer ${token({ ...valid(), iss: 'https://issuer.example.com' })}`],
     ['no issuer', `Bearer ${token({ ...valid(), iss: undefined })}`],
     ['another audience', `Bearer ${token({ ...valid(), aud: 'someone-else' })}`],
