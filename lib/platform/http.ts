@@ -10,7 +10,7 @@ import { AppError, DependencyUnavailableError, InternalError, ValidationError } 
 import { logger } from './logger';
 import { metric } from './metrics';
 import { correlationId, observe } from './observability';
-import { isRedisUnavailable } from './redis';
+import { unavailableDependency } from './dependency-errors';
 
 /**
  * HTTP plumbing shared by every handler: parsing and validating input, and the
@@ -59,7 +59,8 @@ export function problem(error: AppError): HttpResult {
 /** Maps anything thrown to the AppError a client may see. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  if (isRedisUnavailable(error)) return new DependencyUnavailableError('redis', { cause: error });
+  const dependency = unavailableDependency(error);
+  if (dependency) return new DependencyUnavailableError(dependency, { cause: error });
   return new InternalError('unexpected error', { cause: error });
 }
 
