@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import claimSource from '../../lua/idempotency-claim.lua';
+import releaseSource from '../../lua/idempotency-release.lua';
 import { config } from '../platform/config';
 import { db, type Queryable } from '../platform/db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError } from '../platform/errors';
@@ -60,26 +61,69 @@ export function requestHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex');
 }
 
-/** JSON with object keys sorted at every depth: equal JSON values, equal text. */
+/**
+ * JSON with object keys sorted at every depth: equal JSON values, equal text.
+ *
+ * Iterative, with an explicit stack: a body is client input, and JSON.parse
+ * accepts nesting far deeper than any recursion (or JSON.stringify) survives,
+ * so a 100,000-deep unknown field must hash like any other, not overflow the
+ * stack into a 500.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([name, field]) => `${JSON.stringify(name)}:${canonicalJson(field)}`).join(',')}}`;
+  const out: string[] = [];
+  // Either a value still to write or literal text, popped in order.
+  const pending: Array<{ value: unknown } | string> = [{ value }];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    if (typeof next === 'string') {
+      out.push(next);
+      continue;
+    }
+    const current = next.value;
+    if (Array.isArray(current)) {
+      out.push('[');
+      pending.push(']');
+      for (let i = current.length - 1; i >= 0; i--) {
+        pending.push({ value: current[i] });
+        if (i > 0) pending.push(',');
+      }
+    } else if (current !== null && typeof current === 'object') {
+      const entries = Object.entries(current).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      out.push('{');
+      pending.push('}');
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [name, field] = entries[i]!;
+        pending.push({ value: field });
+        pending.push(`${i > 0 ? ',' : ''}${JSON.stringify(name)}:`);
+      }
+    } else {
+      // Values come from JSON.parse: strings, numbers, booleans and null.
+      out.push(JSON.stringify(current) ?? 'null');
+    }
   }
-  return JSON.stringify(value);
+  return out.join('');
 }
 
 export function httpReply(reply: Reply<unknown>): HttpResult {
   return json(reply.status, reply.body, reply.replayed ? { 'idempotent-replayed': 'true' } : {});
 }
 
-const claimScript = luaScript('idempotencyClaim', 1, claimSource);
+const claimScript = luaScript('idempotencyClaim', 1, claimSource, { deadline: true });
+const releaseScript = luaScript('idempotencyRelease', 1, releaseSource);
 
 /**
  * Runs fn with the key's "still running" marker set. A duplicate arriving
- * meanwhile gets 409 IDEMPOTENCY_IN_PROGRESS, or 422 when its body differs.
- * Costs two Redis round trips (claim, delete), only for keyed requests.
+ * meanwhile gets 409 IDEMPOTENCY_IN_PROGRESS (with Retry-After), or 422 when
+ * its body differs. Costs two Redis round trips (claim, release), only for
+ * keyed requests.
+ *
+ * The marker's value is the request's hash and a nonce of this request: a
+ * claim that runs twice (re-sent after a reconnect) finds its own marker and
+ * is still claimed, and only its owner deletes it, so a request whose marker
+ * expired mid-way cannot delete the marker of the next one. The claim is a
+ * deadline script: one that reaches Redis after this request gave up (a
+ * paused Redis resuming) sets nothing, so a 503 leaves no marker behind to
+ * turn the client's retry into a 409.
  *
  * The marker lives at most ttlMs: a request killed mid-way blocks retries of
  * its key no longer than that, after which the stored reply (or its absence)
@@ -94,7 +138,8 @@ export async function withRunningMarker<T>(
 ): Promise<T> {
   if (!idempotency) return fn();
   const marker = `idem:${scope}:${idempotency.route}:${idempotency.key}`;
-  const running = await runScript<string | null>(claimScript, [marker], [idempotency.requestHash, Math.max(1, Math.floor(ttlMs))], client);
+  const owner = `${idempotency.requestHash} ${randomBytes(12).toString('hex')}`;
+  const running = await runScript<string | null>(claimScript, [marker], [owner, Math.max(1, Math.floor(ttlMs))], client);
   if (running !== null) {
     if (running !== idempotency.requestHash) throw reusedKey();
     throw new IdempotencyInProgressError('a request with this Idempotency-Key is still being processed');
@@ -102,7 +147,9 @@ export async function withRunningMarker<T>(
   try {
     return await fn();
   } finally {
-    await client.del(marker).catch((error: Error) => logger.warn('idempotency marker not deleted; it will expire', { error: error.message }));
+    await runScript(releaseScript, [marker], [owner], client).catch((error: Error) =>
+      logger.warn('idempotency marker not deleted; it will expire', { error: error.message }),
+    );
   }
 }
 
