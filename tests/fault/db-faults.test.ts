@@ -57,10 +57,18 @@ async function quiet(timeoutMs = 10_000): Promise<void> {
   }
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }> {
+/** What each faulty request was answered and how fast, printed at the end (the issue's closing note wants the figures). */
+const figures: string[] = [];
+afterAll(() => {
+  if (figures.length > 0) console.log(figures.join('\n'));
+});
+
+async function timed<T extends { statusCode: number }>(fn: () => Promise<T>, label = expect.getState().currentTestName ?? ''): Promise<{ result: T; ms: number }> {
   const started = performance.now();
   const result = await fn();
-  return { result, ms: performance.now() - started };
+  const ms = performance.now() - started;
+  figures.push(`${label}: ${result.statusCode} in ${Math.round(ms)} ms`);
+  return { result, ms };
 }
 
 /** Another session holding the user's row (and optionally items' rows) FOR UPDATE, as a psql session would. */
