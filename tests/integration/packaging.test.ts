@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import JSZip from 'jszip';
 import { projectRoot } from '../../local/env';
@@ -41,9 +41,14 @@ const params = Object.fromEntries(
   scriptArgs.filter((arg) => arg.startsWith('--param=')).map((arg) => arg.slice('--param='.length).split(/=(.*)/s).slice(0, 2) as [string, string]),
 );
 
+/** Issue 11's goal for every zip; see the last tests. */
+const ZIP_GOAL_BYTES = 150 * 1024;
+/** What every zip stays under today: a regression guard until the goal holds. */
+const ZIP_CEILING_BYTES = 256 * 1024;
+
 let outDir: string;
 let resources: Resource[];
-const bundles = new Map<string, { files: string[]; code: string; sources: string[] }>();
+const bundles = new Map<string, { files: string[]; code: string; zipBytes: number; entry: string }>();
 
 beforeAll(async () => {
   expect(command).toBe('serverless');
@@ -65,13 +70,11 @@ beforeAll(async () => {
   const template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
   resources = Object.values(template.Resources);
   for (const file of (await readdir(outDir)).filter((name) => name.endsWith('.zip'))) {
-    const zip = await JSZip.loadAsync(await readFile(join(outDir, file)));
-    const bundle = Object.keys(zip.files).find((name) => name.endsWith('.js'));
-    const code = bundle ? await zip.file(bundle)!.async('string') : '';
-    const map = bundle && zip.file(`${bundle}.map`) ? JSON.parse(await zip.file(`${bundle}.map`)!.async('string')) : { sources: [] };
-    // Sources are relative to the build folder; what follows the ../ is the project path.
-    const sources = (map.sources as string[]).map((source) => normalize(source).replace(/^(\.\.[/\\])+/, ''));
-    bundles.set(file.replace(/\.zip$/, ''), { files: Object.keys(zip.files), code, sources });
+    const bytes = await readFile(join(outDir, file));
+    const zip = await JSZip.loadAsync(bytes);
+    const entry = Object.keys(zip.files).find((name) => name.endsWith('.js')) ?? '';
+    const code = entry ? await zip.file(entry)!.async('string') : '';
+    bundles.set(file.replace(/\.zip$/, ''), { files: Object.keys(zip.files), code, zipBytes: bytes.length, entry });
   }
 }, 180_000);
 
@@ -92,31 +95,84 @@ it('packages every function into its own zip, on Node.js 22', () => {
   }
 });
 
-it('leaves the AWS SDK out of every zip (the Lambda runtime provides it)', () => {
+it('leaves the AWS SDK out of every zip (the Lambda runtime provides it): the bundle only requires it', () => {
   for (const [name, bundle] of bundles) {
     expect({ name, files: bundle.files.filter((file) => file.includes('@aws-sdk')) }).toEqual({ name, files: [] });
-    expect({ name, sources: bundle.sources.filter((source) => source.includes('@aws-sdk')) }).toEqual({ name, sources: [] });
+    // A bundled SDK would carry its client code; an external one is one require() per package.
+    const mentions = bundle.code.match(/.{0,9}["']@aws-sdk\/client-rds-data["']/g) ?? [];
+    expect({ name, mentions: mentions.filter((text) => !text.endsWith('require("@aws-sdk/client-rds-data"') && !text.includes('require(')) }).toEqual({ name, mentions: [] });
+    expect({ name, bundled: /ExecuteStatementCommand\s*=\s*class|class \w+ extends .{0,40}Command\b.{0,200}"ExecuteStatement"/.test(bundle.code) }).toEqual({ name, bundled: false });
   }
 });
 
-it('bundles the text of every Lua script a function uses', async () => {
-  let checked = 0;
+it('ships minified code and no source map in any zip', () => {
   for (const [name, bundle] of bundles) {
-    for (const source of bundle.sources.filter((path) => /^(functions|lib)[/\\].*\.ts$/.test(path))) {
-      const text = await readFile(join(projectRoot, source), 'utf8');
-      for (const [, reference] of text.matchAll(/['"]([^'"]+\.lua)['"]/g)) {
-        const script = await readFile(join(projectRoot, dirname(source), reference!), 'utf8');
-        // Lines with quotes or backslashes are escaped inside the bundled string.
-        const verbatim = script.split('\n').map((line) => line.trim()).filter((line) => line && !/["'`\\]/.test(line));
-        expect(verbatim.length).toBeGreaterThan(0);
-        for (const line of verbatim) expect({ name, script: reference, found: bundle.code.includes(line) }).toEqual({ name, script: reference, found: true });
-        checked++;
-      }
+    expect({ name, files: bundle.files.filter((file) => !file.endsWith('/')) }).toEqual({ name, files: [bundle.entry] });
+    const lines = bundle.code.split('\n');
+    // Minified: a handful of very long lines (esbuild keeps some string and template line breaks).
+    expect({ name, minified: bundle.code.length / lines.length > 1000 }).toEqual({ name, minified: true });
+    expect({ name, sourceMappingURL: bundle.code.includes('sourceMappingURL=') }).toEqual({ name, sourceMappingURL: false });
+  }
+});
+
+it('bundles the whole text of every Lua script it holds, and every script some handler imports is held by a bundle', async () => {
+  const scripts = (await readdir(join(projectRoot, 'lua')).catch(() => [])).filter((file) => file.endsWith('.lua'));
+  const imported = new Set<string>();
+  for (const dir of ['functions', 'lib']) {
+    for (const file of await readdir(join(projectRoot, dir), { recursive: true })) {
+      if (!String(file).endsWith('.ts')) continue;
+      const text = await readFile(join(projectRoot, dir, String(file)), 'utf8');
+      for (const [, reference] of text.matchAll(/['"](?:\.\.\/)+lua\/([^'"]+\.lua)['"]/g)) imported.add(reference!);
     }
   }
-  const scripts = (await readdir(join(projectRoot, 'lua')).catch(() => [])).filter((file) => file.endsWith('.lua'));
-  if (scripts.length > 0) expect(checked).toBeGreaterThan(0);
+  for (const script of scripts) {
+    const text = await readFile(join(projectRoot, 'lua', script), 'utf8');
+    // Lines with quotes or backslashes are escaped inside the bundled string.
+    const verbatim = text.split('\n').map((line) => line.trim()).filter((line) => line && !/["'`\\]/.test(line));
+    expect(verbatim.length).toBeGreaterThan(0);
+    // Each script's opening comment names its own KEYS and purpose: it marks the script as held.
+    const holders = [...bundles].filter(([, bundle]) => bundle.code.includes(verbatim[0]!));
+    if (imported.has(script)) expect({ script, held: holders.length > 0 }).toEqual({ script, held: true });
+    for (const [name, bundle] of holders) {
+      for (const line of verbatim) expect({ name, script, line, found: bundle.code.includes(line) }).toEqual({ name, script, line, found: true });
+    }
+  }
 });
+
+it(`keeps every zip under ${ZIP_CEILING_BYTES / 1024} KB`, () => {
+  for (const [name, bundle] of bundles) expect({ name, under: bundle.zipBytes <= ZIP_CEILING_BYTES, bytes: bundle.zipBytes }).toMatchObject({ name, under: true });
+});
+
+// Issue 11's goal. Not met yet: zod classic (lib/platform/config.ts, http.ts and
+// the handlers' schemas, about 440 KB minified) and the X-Ray SDK that the
+// Powertools tracer pulls in statically (lib/platform/tracing.ts, about 120 KB)
+// are in every bundle. `it.failing` turns red the day the goal holds: make it
+// a plain `it` then.
+it.failing(`keeps every zip under ${ZIP_GOAL_BYTES / 1024} KB`, () => {
+  for (const [name, bundle] of bundles) expect({ name, under: bundle.zipBytes <= ZIP_GOAL_BYTES, bytes: bundle.zipBytes }).toMatchObject({ name, under: true });
+});
+
+it('loads the Data API client in popular-items only on a cache miss, not at init', async () => {
+  const bundle = bundles.get('popular-items')!;
+  const dir = await mkdtemp(join(tmpdir(), 'popular-items-init-'));
+  try {
+    const file = join(dir, 'handler.js');
+    await writeFile(file, bundle.code);
+    const script = `require(${JSON.stringify(file)}); process.stdout.write(String(Object.keys(require.cache).some((p) => p.includes('@aws-sdk'))));`;
+    const fn = ofType('AWS::Lambda::Function').find((f) => String(f.Properties.Code.S3Key).endsWith('/popular-items.zip'))!;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
+      env: { PATH: process.env.PATH, NODE_PATH: join(projectRoot, 'node_modules'), AWS_REGION: 'ap-northeast-2', ...stringValues(fn.Properties.Environment.Variables) },
+    });
+    expect(stdout).toBe('false');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** A function's environment as CloudFormation has it: placeholders for what only a deploy resolves. */
+function stringValues(variables: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(variables).map(([key, value]) => [key, typeof value === 'string' ? value : 'placeholder']));
+}
 
 it('grants the Data API and the secret on exactly the configured ARNs, never on a wildcard', () => {
   const statements: Statement[] = [...ofType('AWS::IAM::Role'), ...ofType('AWS::IAM::Policy'), ...ofType('AWS::IAM::ManagedPolicy')]
@@ -128,8 +184,9 @@ it('grants the Data API and the secret on exactly the configured ARNs, never on 
   const resourcesFor = (service: string) =>
     statements.filter((s) => asList(s.Action).some((action) => action.startsWith(`${service}:`))).flatMap((s) => asList(s.Resource));
 
-  expect(resourcesFor('rds-data')).toEqual([params.dbClusterArn]);
-  expect(resourcesFor('secretsmanager')).toEqual([params.dbSecretArn]);
+  // One statement per function role is fine; each names exactly these ARNs.
+  expect([...new Set(resourcesFor('rds-data'))]).toEqual([params.dbClusterArn]);
+  expect([...new Set(resourcesFor('secretsmanager'))]).toEqual([params.dbSecretArn]);
   expect(JSON.stringify([...resourcesFor('rds-data'), ...resourcesFor('secretsmanager')])).not.toContain('*');
 });
 
