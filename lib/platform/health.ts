@@ -1,4 +1,5 @@
 import { db } from './db';
+import { currentDeadline } from './deadline';
 import { redis } from './redis';
 
 export type PartStatus = 'ok' | 'down';
@@ -7,20 +8,41 @@ export interface HealthReport {
   database: PartStatus;
 }
 
-/** Pings both dependencies at once; a failure marks its part down, never throws. */
+/**
+ * Longest a part may take to answer before it counts as down. A health check
+ * is asked by load balancers and people who want a quick yes or no; an
+ * Aurora cluster resuming from auto-pause (about 15 s) is down for them.
+ */
+const PROBE_BUDGET_MS = 1500;
+
+/**
+ * Pings both dependencies at once; a failure marks its part down, never
+ * throws. Each probe stops waiting at min(PROBE_BUDGET_MS, the request's
+ * deadline), so a part that does not answer (Redis paused, a black-holed
+ * endpoint) is "down" within that, whatever its client's own timeouts are.
+ */
 export async function checkHealth(): Promise<HealthReport> {
+  const budgetMs = Math.min(PROBE_BUDGET_MS, currentDeadline().remainingMs());
   const [redisPart, databasePart] = await Promise.all([
-    probe(() => redis().ping()),
-    probe(() => db().query('SELECT 1 AS ok')),
+    probe(() => redis().ping(), budgetMs),
+    probe(() => db().query('SELECT 1 AS ok'), budgetMs),
   ]);
   return { redis: redisPart, database: databasePart };
 }
 
-async function probe(check: () => Promise<unknown>): Promise<PartStatus> {
+async function probe(check: () => Promise<unknown>, budgetMs: number): Promise<PartStatus> {
+  let timer: NodeJS.Timeout | undefined;
+  // setTimeout runs on the monotonic clock: a wall-clock step cannot stretch it.
+  const timedOut = new Promise<PartStatus>((resolve) => {
+    timer = setTimeout(() => resolve('down'), Math.max(1, budgetMs));
+  });
+  const answered = check().then(
+    (): PartStatus => 'ok',
+    (): PartStatus => 'down',
+  );
   try {
-    await check();
-    return 'ok';
-  } catch {
-    return 'down';
+    return await Promise.race([answered, timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -128,3 +128,17 @@ it('answers READONLY (a demoted primary) as unavailable and reconnects', async (
   }
   await expect(client.set('after-promotion', '1')).resolves.toBe('OK');
 });
+
+it('has the health probe report a frozen Redis down within the request deadline', async () => {
+  const { checkHealth } = await import('../../lib/platform/health');
+  await lib.redis().ping();
+  server.pause();
+  try {
+    const { ms, outcome } = await elapsed(() => deadlines.withDeadline(new deadlines.Deadline(250), () => checkHealth()));
+    expect(outcome).toMatchObject({ redis: 'down' });
+    expect(ms).toBeLessThan(700);
+  } finally {
+    server.resume();
+  }
+  await expect(lib.redis().ping()).resolves.toBe('PONG');
+});
