@@ -2,7 +2,7 @@ import { DependencyUnavailableError, LockTimeoutError } from '../../lib/platform
 import { problem, toAppError } from '../../lib/platform/http';
 import { requestHash } from '../../lib/points/idempotency';
 import { acquireLock, LockLostError, releaseLock } from '../../lib/platform/lock';
-import { chargePoints, pointLockKey } from '../../lib/points/points';
+import { chargePoints, pointLockKey, purgeBalanceRequests } from '../../lib/points/points';
 import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
@@ -258,5 +258,37 @@ describe('fencing', () => {
     expect(state.user.balance).toBe(1007);
     expect(state.history).toEqual([expect.objectContaining({ type: 'CHARGE', amount: 7, balance_after: 1007 })]);
     expectProblem(problem(toAppError(error)), 409, 'LOCK_TIMEOUT');
+  });
+
+  it('repairs a users.lock_fence that is ahead of the lock’s counter instead of refusing the user forever', async () => {
+    // As after Redis lost the counter and its clock stepped back: every token it issues is below the database's.
+    const userId = await fresh.user(100);
+    const ahead = 5_000_000_000_000_000;
+    await t.pg.query('UPDATE users SET lock_fence = $1 WHERE id = $2', [ahead, userId]);
+    const charged = await callCharge(userId, { amount: 5 });
+    expect(charged.statusCode).toBe(200);
+    expect(bodyOf(charged)).toMatchObject({ balance: 105 });
+    const state = await pointsState(t.pg, userId);
+    expect(BigInt(state.user.fence)).toBeGreaterThan(BigInt(ahead));
+    expect(state.history).toHaveLength(1);
+    // Repaired for good: the next one needs no repair.
+    expect((await callCharge(userId, { amount: 5 })).statusCode).toBe(200);
+    expect((await pointsState(t.pg, userId)).user.balance).toBe(110);
+  });
+});
+
+describe('balance_requests', () => {
+  it('holds each charge’s request id with its reply, and the purge deletes day-old rows only', async () => {
+    const userId = await fresh.user(0);
+    const charged = await callCharge(userId, { amount: 3 });
+    const { rows } = await t.pg.query('SELECT status_code, response_body FROM balance_requests WHERE user_id = $1', [userId]);
+    expect(rows).toEqual([{ status_code: 200, response_body: bodyOf(charged) }]);
+    await t.pg.query(
+      `INSERT INTO balance_requests (request_id, user_id, created_at) VALUES (gen_random_uuid(), $1, now() - interval '25 hours')`,
+      [userId],
+    );
+    expect(await purgeBalanceRequests(t.db)).toBeGreaterThanOrEqual(1);
+    const left = await t.pg.query('SELECT status_code FROM balance_requests WHERE user_id = $1', [userId]);
+    expect(left.rows).toEqual([{ status_code: 200 }]);
   });
 });
