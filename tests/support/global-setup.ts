@@ -4,7 +4,8 @@ import { assertReachable, provideServices, type Services } from './services';
 
 /**
  * Once per test run: find Redis and PostgreSQL, and start one local Data API
- * endpoint in front of that PostgreSQL. Test files reach it over HTTP with the
+ * endpoint in front of that PostgreSQL. TEST_REDIS=cluster: Redis is a
+ * 3-master Redis Cluster of the run's own (tests/support/services). Test files reach it over HTTP with the
  * production client; each names its own database (tests/support/env.ts).
  */
 export interface TestStack {
@@ -24,6 +25,9 @@ export default async function globalSetup(): Promise<void> {
   const dataApi = await startDataApi({ databaseUrl: services.databaseUrl, port: 0 });
   // Workers start after this and inherit the environment.
   process.env.REDIS_URL = services.redisUrl;
+  // On a cluster every Redis client of the code under test (lib/platform/config)
+  // and of the tests (tests/support/redis-nodes) is a Cluster client.
+  process.env.REDIS_CLUSTER = String(services.redisCluster);
   process.env.DATABASE_URL = services.databaseUrl;
   process.env.DATA_API_ENDPOINT = dataApi.url;
   globalThis.__TEST_STACK__ = { services, dataApi };
