@@ -5,6 +5,8 @@
  * Variables (all optional):
  *   PORT (3000), LAMBDA_PORT (3002)   serverless-offline's HTTP and Lambda ports
  *   REDIS_URL (redis://127.0.0.1:6379), REDIS_KEY_PREFIX ('')
+ *   REDIS_CLUSTER (false)  true: REDIS_URL names one node of a Redis Cluster,
+ *                       and the whole API (and every CLI) runs on the cluster
  *   DATABASE_URL        a PostgreSQL server for the local Data API endpoint;
  *                       unset: an embedded PGlite database in DATA_API_DATA_DIR
  *   DATA_API_DATA_DIR   (.data/pglite)
@@ -47,6 +49,7 @@ const schema = z.object({
   DB_NAME: z.string().optional(),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z.string().default(''),
+  REDIS_CLUSTER: z.enum(['true', 'false', '1', '0']).default('false'),
   BUSINESS_TIMEZONE: z.string().default('Asia/Seoul'),
   SEED_DEMO_DATA: z.enum(['true', 'false']).optional(),
 });
@@ -62,6 +65,8 @@ export interface LocalSettings {
   dbName: string;
   redisUrl: string;
   redisKeyPrefix: string;
+  /** REDIS_URL names one node of a Redis Cluster. */
+  redisCluster: boolean;
   businessTimeZone: string;
   seed: boolean;
 }
@@ -83,6 +88,7 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     dbName: e.DB_NAME ?? (e.DATABASE_URL ? urlDatabase(e.DATABASE_URL) : 'app'),
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    redisCluster: e.REDIS_CLUSTER === 'true' || e.REDIS_CLUSTER === '1',
     businessTimeZone: e.BUSINESS_TIMEZONE,
     seed: e.SEED_DEMO_DATA === undefined ? !e.DATABASE_URL : e.SEED_DEMO_DATA === 'true',
   };
@@ -119,6 +125,8 @@ export function useLocalStackEnv(settings: LocalSettings, dataApiUrl: string): v
     DATA_API_ENDPOINT: dataApiUrl,
     REDIS_URL: settings.redisUrl,
     REDIS_KEY_PREFIX: settings.redisKeyPrefix,
+    // serverless.yml's local params pass it on to the functions.
+    REDIS_CLUSTER: String(settings.redisCluster),
     BUSINESS_TIMEZONE: settings.businessTimeZone,
     JWT_ISSUER: LOCAL_ISSUER,
     JWT_AUDIENCE: LOCAL_AUDIENCE,
@@ -145,7 +153,13 @@ export function loadLuaAsText(): void {
   };
 }
 
-export async function assertRedisReachable(redisUrl: string): Promise<void> {
+/**
+ * Redis answers at redisUrl, and in the mode asked for (when `cluster` is
+ * given): a cluster node when true, a standalone server when false. A
+ * mismatch would otherwise only show as MOVED or CROSSSLOT errors, request
+ * by request.
+ */
+export async function assertRedisReachable(redisUrl: string, cluster?: boolean): Promise<void> {
   const client = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   let cause: string | undefined; // the socket's error; connect() only says the connection closed
   client.on('error', (error: Error) => (cause ??= error.message));
@@ -162,6 +176,35 @@ export async function assertRedisReachable(redisUrl: string): Promise<void> {
         'or set REDIS_URL to a Redis you already have.',
       ].join('\n'),
     );
+  } finally {
+    client.disconnect();
+  }
+  if (cluster !== undefined) await assertRedisMode(redisUrl, cluster);
+}
+
+async function assertRedisMode(redisUrl: string, cluster: boolean): Promise<void> {
+  const client = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const enabled = /cluster_enabled:1/.test(await client.info('cluster'));
+    if (enabled && !cluster) {
+      throw new LocalStackError(
+        `Redis at ${hostOf(redisUrl)} is a Redis Cluster node. Set REDIS_CLUSTER=true to run the API on the cluster.`,
+      );
+    }
+    if (!enabled && cluster) {
+      throw new LocalStackError(
+        `REDIS_CLUSTER=true, but Redis at ${hostOf(redisUrl)} is not a cluster node (cluster_enabled:0). ` +
+          'Point REDIS_URL at a node of a Redis Cluster, or unset REDIS_CLUSTER.',
+      );
+    }
+    if (cluster) {
+      const info = (await client.cluster('INFO')) as string;
+      if (!/cluster_state:ok/.test(info)) {
+        throw new LocalStackError(`The Redis Cluster of ${hostOf(redisUrl)} is not ready (${info.split(/\r?\n/)[0]}).`);
+      }
+    }
   } finally {
     client.disconnect();
   }

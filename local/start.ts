@@ -2,7 +2,7 @@
  * npm start: the API on http://127.0.0.1:3000 through serverless-offline
  * (stage local), with the same handlers and Data API client code as in AWS.
  *
- * 1. checks Redis;
+ * 1. checks Redis (a cluster node when REDIS_CLUSTER=true);
  * 2. starts the local Data API endpoint (DATABASE_URL, else the embedded
  *    database under .data/), unless DATA_API_ENDPOINT names a running one;
  * 3. migrates, and loads the demo data into an empty database;
@@ -32,7 +32,7 @@ const serverlessBin = join(projectRoot, 'node_modules', 'serverless', 'bin', 'se
 
 async function main(stop: AbortSignal): Promise<number> {
   const settings = localSettings();
-  await assertRedisReachable(settings.redisUrl);
+  await assertRedisReachable(settings.redisUrl, settings.redisCluster);
   await assertPortFree(settings.port, 'PORT');
   await assertPortFree(settings.lambdaPort, 'LAMBDA_PORT');
   if (!settings.dataApiEndpoint) await assertPortFree(settings.dataApiPort, 'DATA_API_PORT');
@@ -49,7 +49,8 @@ async function main(stop: AbortSignal): Promise<number> {
       const baseUrl = `http://127.0.0.1:${settings.port}`;
       if (!stop.aborted && (await untilAnswering(`${baseUrl}/health`, offline.exited))) {
         console.log(
-          `API on ${baseUrl} (database: ${dataApi.description}; Redis: ${hostOf(settings.redisUrl)}). ` +
+          `API on ${baseUrl} (database: ${dataApi.description}; ` +
+            `Redis${settings.redisCluster ? ' Cluster' : ''}: ${hostOf(settings.redisUrl)}). ` +
             'Token: npm run token -- 1. Ctrl-C stops.',
         );
       }
