@@ -12,7 +12,8 @@ const count = (max: number, fallback: number) =>
     .refine((n) => n <= max, `must be an integer from 1 to ${max}`)
     .default(fallback);
 
-const querySchema = z.object({
+/** Exported for lib/openapi, which documents the query from this very schema. */
+export const querySchema = z.object({
   days: count(MAX_DAYS, DEFAULT_QUERY.days),
   limit: count(MAX_LIMIT, DEFAULT_QUERY.limit),
 });
