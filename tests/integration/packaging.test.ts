@@ -202,11 +202,12 @@ it('schedules evict-popular-items with EventBridge Scheduler at midnight in Asia
   });
 });
 
-it('serves every route of the contract, each behind the JWT authorizer except GET /health', () => {
+// GET /openapi.json describes the API to anyone, as a published document would.
+it('serves every route of the contract, each behind the JWT authorizer except GET /health and GET /openapi.json', () => {
   const routes = new Map(ofType('AWS::ApiGatewayV2::Route').map((route) => [route.Properties.RouteKey as string, route.Properties]));
   expect([...routes.keys()]).toEqual(expect.arrayContaining(contractRoutes));
   for (const [key, route] of routes) {
-    if (key === 'GET /health') expect({ key, type: route.AuthorizationType }).toEqual({ key, type: undefined });
+    if (key === 'GET /health' || key === 'GET /openapi.json') expect({ key, type: route.AuthorizationType }).toEqual({ key, type: undefined });
     else expect({ key, type: route.AuthorizationType, id: route.AuthorizerId }).toEqual({ key, type: 'JWT', id: { Ref: 'HttpApiAuthorizerJwt' } });
   }
   const [authorizer] = ofType('AWS::ApiGatewayV2::Authorizer');

@@ -1,0 +1,285 @@
+// The CloudFormation that serverless.yml's `resources` adds, computed from the
+// stage's params and the functions serverless.yml declares:
+//
+// - one IAM role per function, granting exactly the calls that function makes
+//   (ACCESS below); a function missing from ACCESS fails packaging, so a new
+//   function cannot silently inherit someone else's permissions;
+// - a role and a dead-letter queue for the EventBridge Scheduler, and each
+//   schedule's retry policy;
+// - alarms (scheduled functions failing, dead letters, API 5xx, dependency
+//   failures, lock timeouts, durable-like sync lag) on one SNS topic;
+// - the HTTP API stage's throttling;
+// - with the VPC params set, the interface endpoints the functions need to
+//   reach AWS APIs without a NAT gateway (rds-data; ssm for the Redis secret).
+//
+// It is plain CommonJS on purpose: the framework loads it without a build step.
+
+/**
+ * What each function calls. `data`: 'statements' (ExecuteStatement only: every
+ * change is one SQL statement, its own transaction) or 'transactions' (also
+ * Begin/Commit/Rollback); `redis`: it connects to Redis (so it may read the
+ * Redis secret). `retryWindowSeconds`: how long the Scheduler keeps retrying
+ * a failed run of a scheduled function before dead-lettering it.
+ */
+const ACCESS = {
+  health: { data: 'statements', redis: true },
+  like: { data: 'statements', redis: true },
+  unlike: { data: 'statements', redis: true },
+  'like-status': { data: 'statements', redis: true },
+  charge: { data: 'statements', redis: true },
+  pay: { data: 'statements', redis: true },
+  'popular-items': { data: 'statements', redis: true },
+  // Drops the cached variants, then re-warms them from the database.
+  'evict-popular-items': { data: 'statements', redis: true, retryWindowSeconds: 3600 },
+  'purge-idempotency-keys': { data: 'statements', redis: false, retryWindowSeconds: 3600 },
+  // Runs every minute: a retry older than the next run only repeats it.
+  'sync-likes': { data: 'transactions', redis: true, retryWindowSeconds: 60 },
+  // Serves a document built into its bundle: no database, no Redis.
+  openapi: { data: 'none', redis: false },
+};
+
+const DATA_ACTIONS = {
+  none: [],
+  statements: ['rds-data:ExecuteStatement'],
+  transactions: ['rds-data:ExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'],
+};
+
+/** The framework's logical-id spelling of a function name (like-status -> LikeDashstatus). */
+const normalized = (name) => {
+  const spelled = name.replace(/-/g, 'Dash').replace(/_/g, 'Underscore');
+  return spelled.charAt(0).toUpperCase() + spelled.slice(1);
+};
+const roleId = (name) => `${normalized(name)}LambdaRole`;
+const functionId = (name) => `${normalized(name)}LambdaFunction`;
+const list = (value) =>
+  String(value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+const flag = (value) => value === true || value === 'true';
+
+module.exports = async ({ resolveVariable }) => {
+  const param = async (name) => String((await resolveVariable(`param:${name}`)) ?? '');
+  const functions = (await resolveVariable('self:functions')) ?? {};
+  const clusterArn = await param('dbClusterArn');
+  const secretArn = await param('dbSecretArn');
+  const subnetIds = list(await param('vpcSubnetIds'));
+  const securityGroupIds = list(await param('vpcSecurityGroupIds'));
+  const inVpc = subnetIds.length > 0;
+  const tracing = flag(await param('tracing'));
+  const redisAuthParameter = await param('redisAuthParameter');
+  const alarmTopicArn = await param('alarmTopicArn');
+  const namespace = await param('metricsNamespace');
+
+  const unknown = Object.keys(functions).filter((name) => !ACCESS[name]);
+  if (unknown.length > 0) {
+    throw new Error(`deploy/resources.js: say what ${unknown.join(', ')} may call (ACCESS), so it gets a role of its own`);
+  }
+
+  const Resources = {};
+  const extensions = {};
+  const Outputs = {};
+
+  // ---- one role per function ----------------------------------------------
+  const redisParameterArn = redisAuthParameter
+    ? { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${redisAuthParameter.replace(/^\//, '')}` }
+    : undefined;
+  for (const name of Object.keys(functions)) {
+    const access = ACCESS[name];
+    const statements = [
+      // Its own log group only (the framework creates it, so no CreateLogGroup).
+      { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: [{ 'Fn::GetAtt': [`${normalized(name)}LogGroup`, 'Arn'] }] },
+    ];
+    if (access.data !== 'none') {
+      statements.push({ Effect: 'Allow', Action: DATA_ACTIONS[access.data], Resource: clusterArn });
+      // The Data API reads the database secret with the caller's permissions.
+      statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: secretArn });
+    }
+    if (access.redis && redisParameterArn) {
+      statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: redisParameterArn });
+    }
+    if (inVpc) {
+      // Lambda manages the function's network interfaces with its role; these
+      // actions take no resource ARN.
+      statements.push({
+        Effect: 'Allow',
+        Action: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        Resource: '*',
+      });
+    }
+    if (tracing) statements.push({ Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' });
+    Resources[roleId(name)] = {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] }],
+        },
+        Policies: [{ PolicyName: `${name}-access`, PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
+      },
+    };
+  }
+
+  // ---- alarms' topic ---------------------------------------------------------
+  let alarmActions = [];
+  if (alarmTopicArn) alarmActions = [alarmTopicArn];
+  else {
+    Resources.AlarmTopic = { Type: 'AWS::SNS::Topic', Properties: { DisplayName: 'likes-points-popular alarms' } };
+    alarmActions = [{ Ref: 'AlarmTopic' }];
+    Outputs.AlarmTopicArn = { Description: 'Subscribe on-call here', Value: { Ref: 'AlarmTopic' } };
+  }
+  const alarm = (description, properties) => ({
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: description,
+      AlarmActions: alarmActions,
+      OKActions: alarmActions,
+      TreatMissingData: 'notBreaching',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      Period: 300,
+      Statistic: 'Sum',
+      ...properties,
+    },
+  });
+
+  // ---- scheduled functions: retries, dead letters, alarms ---------------------
+  const scheduled = Object.entries(functions).filter(([, fn]) =>
+    (fn.events ?? []).some((event) => event.schedule && event.schedule.method === 'scheduler'),
+  );
+  if (scheduled.length > 0) {
+    Resources.ScheduledDeadLetterQueue = {
+      Type: 'AWS::SQS::Queue',
+      Properties: { MessageRetentionPeriod: 1209600, SqsManagedSseEnabled: true },
+    };
+    Resources.SchedulerRole = {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: { Service: ['scheduler.amazonaws.com'] },
+              Action: ['sts:AssumeRole'],
+              // Only this account's schedules may use it (confused deputy).
+              Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+            },
+          ],
+        },
+        Policies: [
+          {
+            PolicyName: 'invoke-scheduled-functions',
+            PolicyDocument: {
+              Version: '2012-10-17',
+              Statement: [
+                { Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: scheduled.map(([name]) => ({ 'Fn::GetAtt': [functionId(name), 'Arn'] })) },
+                { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [{ 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] }] },
+              ],
+            },
+          },
+        ],
+      },
+    };
+    Resources.ScheduledDeadLettersAlarm = alarm('A scheduled run failed every retry and was dead-lettered', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Threshold: 1,
+    });
+    for (const [name, fn] of scheduled) {
+      let n = 0;
+      for (const event of fn.events) {
+        if (!event.schedule || event.schedule.method !== 'scheduler') continue;
+        n += 1;
+        // Properties are assigned shallowly: Target is restated whole.
+        extensions[`${normalized(name)}SchedulerSchedule${n}`] = {
+          Properties: {
+            Target: {
+              Arn: { 'Fn::GetAtt': [functionId(name), 'Arn'] },
+              RoleArn: { 'Fn::GetAtt': ['SchedulerRole', 'Arn'] },
+              RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: ACCESS[name].retryWindowSeconds ?? 3600 },
+              DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] } },
+            },
+          },
+        };
+      }
+      Resources[`${normalized(name)}ErrorsAlarm`] = alarm(`${name} failed (it is retried, then dead-lettered)`, {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId(name) } }],
+        Threshold: 1,
+      });
+    }
+  }
+
+  // ---- service alarms ----------------------------------------------------------
+  Resources.Api5xxAlarm = alarm('The HTTP API answered 5xx (dependency failures, internal errors)', {
+    Namespace: 'AWS/ApiGateway',
+    MetricName: '5xx',
+    Dimensions: [{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }],
+    Threshold: 10,
+  });
+  const custom = (metric, description, properties) =>
+    alarm(description, { Namespace: namespace, MetricName: metric, Dimensions: [{ Name: 'service', Value: 'likes-points-popular' }], ...properties });
+  Resources.DependencyFailureAlarm = custom('DependencyFailure', 'Redis or the database did not answer (503 DEPENDENCY_UNAVAILABLE)', { Threshold: 10 });
+  Resources.LockTimeoutAlarm = custom('LockTimeout', 'Point requests wait past the lock budget (409 LOCK_TIMEOUT)', { Threshold: 50 });
+  if (functions['sync-likes']) {
+    Resources.LikeSyncLagAlarm = custom('LikeSyncLagMs', 'Likes wait more than 5 minutes to reach PostgreSQL (lost if Redis loses its data)', {
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 5,
+      Threshold: 300000,
+    });
+  }
+
+  // ---- API throttling at the stage -------------------------------------------------
+  extensions.HttpApiStage = {
+    Properties: {
+      DefaultRouteSettings: {
+        DetailedMetricsEnabled: false,
+        ThrottlingRateLimit: Number(await param('apiThrottleRate')),
+        ThrottlingBurstLimit: Number(await param('apiThrottleBurst')),
+      },
+    },
+  };
+
+  // ---- VPC endpoints -------------------------------------------------------------------
+  if (inVpc && flag(await param('vpcEndpoints'))) {
+    const vpcId = await param('vpcId');
+    if (!vpcId) throw new Error('set vpcId with the VPC params (the rds-data endpoint is created in it), or vpcEndpoints=false when a NAT gateway reaches AWS APIs');
+    Resources.VpcEndpointSecurityGroup = {
+      Type: 'AWS::EC2::SecurityGroup',
+      Properties: {
+        GroupDescription: 'HTTPS from the functions to the AWS API endpoints',
+        VpcId: vpcId,
+        SecurityGroupIngress: securityGroupIds.map((id) => ({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, SourceSecurityGroupId: id })),
+      },
+    };
+    const endpoint = (service) => ({
+      Type: 'AWS::EC2::VPCEndpoint',
+      Properties: {
+        VpcEndpointType: 'Interface',
+        ServiceName: { 'Fn::Sub': `com.amazonaws.\${AWS::Region}.${service}` },
+        VpcId: vpcId,
+        SubnetIds: subnetIds,
+        SecurityGroupIds: [{ Ref: 'VpcEndpointSecurityGroup' }],
+        // The SDK's default hostnames then resolve to the endpoint.
+        PrivateDnsEnabled: true,
+      },
+    });
+    Resources.DataApiVpcEndpoint = endpoint('rds-data');
+    if (redisAuthParameter) Resources.SsmVpcEndpoint = endpoint('ssm');
+  }
+
+  return { Resources, Outputs, extensions };
+};
+
+module.exports.ACCESS = ACCESS;

@@ -1,0 +1,231 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectRoot } from '../../local/env';
+import packageJson from '../../package.json';
+
+/**
+ * What a deploy would create (issue 12), read from the CloudFormation
+ * template `npm run package:prod` writes: one role per function with only
+ * the calls it makes, the HTTP API access log and throttling, the
+ * Scheduler's retries and dead letters, alarms, and with the VPC params the
+ * rds-data interface endpoint.
+ */
+
+interface Resource {
+  Type: string;
+  Properties: Record<string, any>;
+  DependsOn?: unknown;
+}
+type Template = Record<string, Resource>;
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+const [, ...scriptArgs] = packageJson.scripts['package:prod'].split(' ');
+const params = Object.fromEntries(
+  scriptArgs.filter((arg) => arg.startsWith('--param=')).map((arg) => arg.slice('--param='.length).split(/=(.*)/s).slice(0, 2) as [string, string]),
+);
+const vpcParams = ['--param=vpcSubnetIds=subnet-aaa,subnet-bbb', '--param=vpcSecurityGroupIds=sg-fn', '--param=vpcId=vpc-123'];
+
+async function packageTemplate(extra: string[]): Promise<Template> {
+  const outDir = await mkdtemp(join(tmpdir(), 'template-'));
+  const workFolder = join('.esbuild', `template-${randomBytes(4).toString('hex')}`);
+  const serverless = join(projectRoot, 'node_modules', 'serverless', 'bin', 'serverless.js');
+  try {
+    await promisify(execFile)(process.execPath, [serverless, ...scriptArgs, ...extra, '--package', outDir], {
+      cwd: projectRoot,
+      env: { ...process.env, ESBUILD_WORK_FOLDER: workFolder },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')).Resources as Template;
+  } catch (error) {
+    const { stdout, stderr, message } = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`serverless package failed: ${message}\n${stdout ?? ''}\n${stderr ?? ''}`);
+  } finally {
+    await rm(outDir, { recursive: true, force: true });
+    await rm(join(projectRoot, workFolder), { recursive: true, force: true });
+  }
+}
+
+let plain: Template;
+let inVpc: Template;
+beforeAll(async () => {
+  // One after the other: the machine's cores are shared.
+  plain = await packageTemplate([]);
+  inVpc = await packageTemplate(vpcParams);
+}, 240_000);
+
+const ofType = (template: Template, type: string) => Object.entries(template).filter(([, resource]) => resource.Type === type);
+const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+const statementsOf = (role: Resource): Statement[] =>
+  (role.Properties.Policies ?? []).flatMap((policy: { PolicyDocument: { Statement: Statement[] } }) => policy.PolicyDocument.Statement);
+const functionIdOf = (name: string) => `${name.charAt(0).toUpperCase()}${name.slice(1).replace(/-/g, 'Dash')}LambdaFunction`;
+
+const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+const STATEMENT = ['rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue'];
+const TRANSACTION = ['rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'];
+/**
+ * What each function calls, written down independently of deploy/resources.js:
+ * every balance change, like, ranking and purge is one SQL statement (its own
+ * transaction); only sync-likes opens transactions; openapi calls nothing.
+ */
+const CALLS: Record<string, string[]> = {
+  health: [...LOGS, ...STATEMENT],
+  like: [...LOGS, ...STATEMENT],
+  unlike: [...LOGS, ...STATEMENT],
+  'like-status': [...LOGS, ...STATEMENT],
+  charge: [...LOGS, ...STATEMENT],
+  pay: [...LOGS, ...STATEMENT],
+  'popular-items': [...LOGS, ...STATEMENT],
+  'evict-popular-items': [...LOGS, ...STATEMENT],
+  'purge-idempotency-keys': [...LOGS, ...STATEMENT],
+  'sync-likes': [...LOGS, ...STATEMENT, ...TRANSACTION],
+  openapi: [...LOGS],
+};
+const ENI = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:UnassignPrivateIpAddresses'];
+
+/** Each Lambda function by its serverless.yml name, with the role resource it runs as. */
+function functionsWithRoles(template: Template) {
+  return ofType(template, 'AWS::Lambda::Function').map(([, fn]) => {
+    const name = String(fn.Properties.FunctionName).replace(/^likes-points-popular-prod-/, '');
+    const roleId = fn.Properties.Role['Fn::GetAtt']?.[0] as string;
+    return { name, fn, roleId, role: template[roleId]! };
+  });
+}
+
+describe('IAM', () => {
+  it('gives every function a role of its own; the shared default role is gone', () => {
+    const functions = functionsWithRoles(plain);
+    expect(functions.map((f) => f.name).sort()).toEqual(Object.keys(CALLS).sort());
+    expect(new Set(functions.map((f) => f.roleId)).size).toBe(functions.length);
+    for (const { roleId, role } of functions) {
+      expect({ roleId, type: role?.Type }).toEqual({ roleId, type: 'AWS::IAM::Role' });
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] },
+      ]);
+    }
+    expect(plain.IamRoleLambdaExecution).toBeUndefined();
+  });
+
+  it('grants each function exactly the actions it calls, on its own log group, the cluster and the secret', () => {
+    for (const { name, role } of functionsWithRoles(plain)) {
+      const statements = statementsOf(role);
+      expect(statements.every((s) => s.Effect === 'Allow')).toBe(true);
+      const actions = statements.flatMap((s) => asList(s.Action)).sort();
+      expect({ name, actions }).toEqual({ name, actions: [...CALLS[name]!].sort() });
+      for (const statement of statements) {
+        const resources = asList(statement.Resource);
+        const service = asList(statement.Action)[0]!.split(':')[0];
+        const expected = { logs: [{ 'Fn::GetAtt': [`${functionIdOf(name).replace(/LambdaFunction$/, '')}LogGroup`, 'Arn'] }], 'rds-data': [params.dbClusterArn], secretsmanager: [params.dbSecretArn] }[service!];
+        expect({ name, service, resources }).toEqual({ name, service, resources: expected });
+      }
+    }
+  });
+
+  it('adds the network-interface actions Lambda needs only when the functions are in a VPC', () => {
+    for (const { name, role, fn } of functionsWithRoles(inVpc)) {
+      const actions = statementsOf(role).flatMap((s) => asList(s.Action));
+      expect({ name, actions: [...actions].sort() }).toEqual({ name, actions: [...CALLS[name]!, ...ENI].sort() });
+      expect(fn.Properties.VpcConfig).toEqual({ SecurityGroupIds: ['sg-fn'], SubnetIds: ['subnet-aaa', 'subnet-bbb'] });
+    }
+  });
+});
+
+describe('HTTP API', () => {
+  it('writes an access log line per request, keyed by the request id that problem bodies carry as instance', () => {
+    const stage = plain.HttpApiStage!;
+    expect(stage.Properties.AccessLogSettings.DestinationArn).toEqual({ 'Fn::GetAtt': ['HttpApiLogGroup', 'Arn'] });
+    const format = JSON.parse(stage.Properties.AccessLogSettings.Format) as Record<string, string>;
+    expect(format).toMatchObject({ requestId: '$context.requestId', routeKey: '$context.routeKey', status: '$context.status', authorizerError: '$context.authorizer.error' });
+    expect(plain.HttpApiLogGroup!.Properties.RetentionInDays).toBeGreaterThan(0);
+  });
+
+  it('throttles at the stage', () => {
+    const settings = plain.HttpApiStage!.Properties.DefaultRouteSettings;
+    expect(settings.ThrottlingRateLimit).toBeGreaterThan(0);
+    expect(settings.ThrottlingBurstLimit).toBeGreaterThanOrEqual(settings.ThrottlingRateLimit);
+  });
+});
+
+describe('scheduled functions', () => {
+  const scheduled = ['evict-popular-items', 'purge-idempotency-keys', 'sync-likes'];
+
+  it('are retried by the Scheduler, then dead-lettered to a queue, under a role that may invoke only them', () => {
+    const schedules = ofType(plain, 'AWS::Scheduler::Schedule').map(([, schedule]) => schedule.Properties.Target);
+    expect(schedules.map((target) => target.Arn['Fn::GetAtt'][0]).sort()).toEqual(scheduled.map(functionIdOf).sort());
+    for (const target of schedules) {
+      expect(target).toMatchObject({
+        RoleArn: { 'Fn::GetAtt': ['SchedulerRole', 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: expect.any(Number), MaximumEventAgeInSeconds: expect.any(Number) },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] } },
+      });
+    }
+    expect(plain.ScheduledDeadLetterQueue!.Type).toBe('AWS::SQS::Queue');
+    const role = plain.SchedulerRole!;
+    expect(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal).toEqual({ Service: ['scheduler.amazonaws.com'] });
+    const grants = statementsOf(role).map((s) => ({ actions: asList(s.Action), resources: asList(s.Resource) }));
+    expect(grants).toEqual([
+      { actions: ['lambda:InvokeFunction'], resources: expect.arrayContaining(scheduled.map((name) => ({ 'Fn::GetAtt': [functionIdOf(name), 'Arn'] }))) },
+      { actions: ['sqs:SendMessage'], resources: [{ 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] }] },
+    ]);
+    expect(grants[0]!.resources).toHaveLength(scheduled.length);
+  });
+
+  it('raise alarms when they fail and when a run is dead-lettered', () => {
+    const alarms = ofType(plain, 'AWS::CloudWatch::Alarm').map(([, alarm]) => alarm.Properties);
+    for (const name of scheduled) {
+      expect(alarms).toContainEqual(
+        expect.objectContaining({ Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionIdOf(name) } }] }),
+      );
+    }
+    expect(alarms).toContainEqual(expect.objectContaining({ Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible' }));
+  });
+});
+
+it('alarms on API 5xx, dependency failures, lock timeouts and durable-like sync lag, all to one topic', () => {
+  const alarms = ofType(plain, 'AWS::CloudWatch::Alarm').map(([, alarm]) => alarm.Properties);
+  expect(alarms).toContainEqual(expect.objectContaining({ Namespace: 'AWS/ApiGateway', MetricName: '5xx', Dimensions: [{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }] }));
+  for (const metric of ['DependencyFailure', 'LockTimeout', 'LikeSyncLagMs']) {
+    expect(alarms).toContainEqual(expect.objectContaining({ Namespace: 'LikesPointsPopular', MetricName: metric, Dimensions: [{ Name: 'service', Value: 'likes-points-popular' }] }));
+  }
+  for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+});
+
+describe('VPC', () => {
+  it('creates no endpoint when the functions run outside a VPC', () => {
+    expect(ofType(plain, 'AWS::EC2::VPCEndpoint')).toEqual([]);
+  });
+
+  it('creates the rds-data interface endpoint, with private DNS, reachable from the functions, when the VPC params are set', () => {
+    const endpoints = ofType(inVpc, 'AWS::EC2::VPCEndpoint').map(([, endpoint]) => endpoint.Properties);
+    expect(endpoints).toEqual([
+      {
+        VpcEndpointType: 'Interface',
+        ServiceName: { 'Fn::Sub': 'com.amazonaws.${AWS::Region}.rds-data' },
+        VpcId: 'vpc-123',
+        SubnetIds: ['subnet-aaa', 'subnet-bbb'],
+        SecurityGroupIds: [{ Ref: 'VpcEndpointSecurityGroup' }],
+        PrivateDnsEnabled: true,
+      },
+    ]);
+    expect(inVpc.VpcEndpointSecurityGroup!.Properties.SecurityGroupIngress).toEqual([
+      { IpProtocol: 'tcp', FromPort: 443, ToPort: 443, SourceSecurityGroupId: 'sg-fn' },
+    ]);
+  });
+});
+
+it('sets the user-id claim, and keeps secrets and the local shortcuts out of the environment', () => {
+  for (const [, fn] of ofType(plain, 'AWS::Lambda::Function')) {
+    const variables = fn.Properties.Environment.Variables as Record<string, string>;
+    expect(variables).toMatchObject({ USER_ID_CLAIM: 'sub', DATA_API_ENDPOINT: '', STAGE: 'prod', TRACING_ENABLED: 'false' });
+    // A password in the URL would sit in plain text in the function's configuration.
+    expect(new URL(variables.REDIS_URL!).password).toBe('');
+  }
+});
