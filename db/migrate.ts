@@ -61,14 +61,19 @@ export function splitStatements(sql: string): string[] {
     .filter((statement) => statement.replace(/--.*$/gm, '').trim().length > 0);
 }
 
-/** Loads the demo seed when the database has no users, posts or items yet. */
-export async function seedIfEmpty(database: Database, file = join(__dirname, 'seed.sql')): Promise<boolean> {
+/**
+ * Loads the demo seed when the database has no users, posts or items yet,
+ * in one transaction whose TimeZone is the business zone: the seed's dates
+ * (current_date) are then relative to the business day it is loaded on.
+ */
+export async function seedIfEmpty(database: Database, timeZone = 'Asia/Seoul', file = join(__dirname, 'seed.sql')): Promise<boolean> {
   const { rows } = await database.query<{ empty: boolean }>(
     'SELECT NOT (EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM posts) OR EXISTS (SELECT 1 FROM items)) AS empty',
   );
   if (!rows[0]?.empty) return false;
   const statements = splitStatements(await readFile(file, 'utf8'));
   await database.transaction(async (tx) => {
+    await tx.query("SELECT set_config('TimeZone', :timeZone, true)", { timeZone });
     for (const statement of statements) await tx.query(statement);
   });
   return true;

@@ -45,7 +45,7 @@ async function main(stop: AbortSignal): Promise<number> {
     try {
       const applied = await migrateLocalDatabase(dataApi);
       if (applied.length > 0) console.log(`Applied migrations: ${applied.join(', ')}`);
-      if (settings.seed && (await seedIfEmpty(db()))) console.log('Loaded the demo data (db/seed.sql) into the empty database.');
+      if (settings.seed && (await seedIfEmpty(db(), settings.businessTimeZone))) console.log('Loaded the demo data (db/seed.sql) into the empty database.');
       const baseUrl = `http://127.0.0.1:${settings.port}`;
       if (!stop.aborted && (await untilAnswering(`${baseUrl}/health`, offline.exited))) {
         console.log(
