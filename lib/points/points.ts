@@ -319,22 +319,26 @@ async function resolveLostCall(database: Database, userId: number, requestId: st
   const until = deadline.within(config().db.resolveBudgetMs);
   let last: unknown = lost;
   for (let attempt = 0; until.remainingMs() > 0; attempt++) {
+    let row: { status_code: number | null; body: string | null } | undefined;
     try {
       const { rows } = await database.query<{ status_code: number | null; body: string | null }>(
         RESOLVE,
         { requestId, userId },
         { timeoutMs: until.remainingMs() },
       );
-      const row = rows[0];
-      if (row?.status_code != null && row.body !== null) {
-        return { outcome: 'ok', body: row.body, balance: null, lock_fence: null, request_hash: null, status_code: null, response_body: null };
-      }
-      throw new DatabaseUnavailableError(false, { cause: lost });
+      row = rows[0];
     } catch (error) {
-      if (!(error instanceof DatabaseUnavailableError) || !error.mayHaveRun) throw error;
+      // Whatever kept this call from the database says nothing about the lost one: try again.
+      if (!(error instanceof DatabaseUnavailableError)) throw error;
       last = error;
       await sleep(Math.min(50 * 2 ** attempt, 200, until.remainingMs()));
+      continue;
     }
+    if (row?.status_code != null && row.body !== null) {
+      return { outcome: 'ok', body: row.body, balance: null, lock_fence: null, request_hash: null, status_code: null, response_body: null };
+    }
+    // The tombstone is in: the statement did not commit, and now never will.
+    throw new DatabaseUnavailableError(false, { cause: lost });
   }
   // Out of time without an answer: the statement may still have committed.
   // The one case where a 503 may not be the truth (the database answered the

@@ -107,7 +107,9 @@ it('is 503 fast while PostgreSQL is down, changes nothing, and serves normally w
   }
   expect(served).toBeDefined();
   balance += 20;
-  expect(performance.now() - back).toBeLessThan(2000 + SLACK_MS);
+  const recoveredMs = performance.now() - back;
+  figures.push(`first charge served ${Math.round(recoveredMs)} ms after pg_ctl start returned`);
+  expect(recoveredMs).toBeLessThan(2000 + SLACK_MS);
   expect(bodyOf(served!)).toMatchObject({ balance });
 
   // Normal speed again, for both balance changes.
