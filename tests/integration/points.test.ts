@@ -1,7 +1,9 @@
+import { Client } from 'pg';
 import { DependencyUnavailableError, LockTimeoutError } from '../../lib/platform/errors';
 import { problem, toAppError } from '../../lib/platform/http';
 import { requestHash } from '../../lib/points/idempotency';
 import { acquireLock, LockLostError, releaseLock } from '../../lib/platform/lock';
+import { parseConfig } from '../../lib/platform/config';
 import { chargePoints, pointLockKey, purgeBalanceRequests } from '../../lib/points/points';
 import { redis } from '../../lib/platform/redis';
 import { useTestDatabase } from '../support/database';
@@ -15,6 +17,7 @@ import {
   gatedDatabase,
   idempotencyKey,
   insertUser,
+  lostCallDatabase,
   pointsState,
   stalledHolder,
   unavailableDatabase,
@@ -243,6 +246,68 @@ describe('when a dependency fails', () => {
   });
 });
 
+describe('a statement whose reply was lost', () => {
+  it('never writes once the resolution has put its tombstone in, even when it runs later with a cutoff still ahead', async () => {
+    // As a statement still on its way, reaching a database whose clock is far behind: only the request id stops it.
+    const userId = await fresh.user(100);
+    const before = await pointsState(t.pg, userId);
+    let late: (() => Promise<unknown>) | undefined;
+    const database = lostCallDatabase(t.db, (statement) => {
+      late = () => statement.run({ ...statement.params, cutoffMs: Date.now() + 60_000 });
+    });
+    const error = await chargePoints({ userId, amount: 5 }, { database }).catch((thrown: unknown) => thrown);
+    expectProblem(problem(toAppError(error)), 503, 'DEPENDENCY_UNAVAILABLE');
+    await expect(late!()).rejects.toThrow(/duplicate key|balance_requests_pkey/);
+    expect(await pointsState(t.pg, userId)).toEqual(before);
+  });
+
+  it('waits for a statement still committing and answers with its reply', async () => {
+    const userId = await fresh.user(100);
+    const committing = new Client({ connectionString: testDatabaseUrl() });
+    await committing.connect();
+    let inserted: Promise<unknown> | undefined;
+    const database = lostCallDatabase(t.db, (statement) => {
+      // The statement's own row, written and not yet committed when the resolution arrives.
+      inserted = committing
+        .query('BEGIN')
+        .then(() =>
+          committing.query(`INSERT INTO balance_requests (request_id, user_id, status_code, response_body) VALUES ($1, $2, 200, '{"charged":"by the late statement"}')`, [
+            statement.params.requestId,
+            userId,
+          ]),
+        );
+    });
+    try {
+      const charging = chargePoints({ userId, amount: 5 }, { database });
+      await inserted;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await committing.query('COMMIT');
+      expect(await charging).toEqual({ status: 200, body: { charged: 'by the late statement' }, replayed: false });
+    } finally {
+      await committing.end();
+    }
+  });
+});
+
+describe('timeouts', () => {
+  const env = {
+    STAGE: 'test',
+    DB_RESOURCE_ARN: 'arn',
+    DB_SECRET_ARN: 'arn',
+    DB_NAME: 'db',
+    JWT_ISSUER: 'issuer',
+    JWT_AUDIENCE: 'audience',
+  };
+
+  it('refuse a cold start when the lock wait, the statement and its resolution do not fit in the function’s timeout', () => {
+    expect(() => parseConfig({ ...env, FUNCTION_TIMEOUT_S: '15' })).not.toThrow();
+    expect(() => parseConfig({ ...env, FUNCTION_TIMEOUT_S: '10' })).toThrow(
+      /FUNCTION_TIMEOUT_S .*POINT_LOCK_WAIT_BUDGET_MS \+ DB_CALL_TIMEOUT_MS \+ DB_RESOLVE_BUDGET_MS \+ DEADLINE_SAFETY_MARGIN_MS \+ CLOCK_SKEW_MARGIN_MS/,
+    );
+    expect(() => parseConfig({ ...env, FUNCTION_TIMEOUT_S: '10', POINT_LOCK_WAIT_BUDGET_MS: '3000' })).not.toThrow();
+  });
+});
+
 describe('fencing', () => {
   it('refuses the write of a holder whose lease expired once the next holder has written', async () => {
     const userId = await fresh.user(1000);
@@ -292,3 +357,9 @@ describe('balance_requests', () => {
     expect(left.rows).toEqual([{ status_code: 200 }]);
   });
 });
+
+function testDatabaseUrl(): string {
+  const url = new URL(process.env.DATABASE_URL!);
+  url.pathname = `/${process.env.DB_NAME}`;
+  return url.toString();
+}

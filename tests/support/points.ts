@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
 import type { Client } from 'pg';
-import { createDatabase, type Database } from '../../lib/platform/db';
+import { createDatabase, DatabaseUnavailableError, type Database, type SqlParams } from '../../lib/platform/db';
 import type { HttpHandler, HttpResult } from '../../lib/platform/http';
 import type { PointsDeps } from '../../lib/points/points';
 import { bodyOf, httpEvent, lambdaContext } from './events';
@@ -147,6 +147,29 @@ export async function unavailableDatabase(): Promise<{ database: Database; close
     resumeBudgetMs: 1,
   });
   return { database, close: () => new Promise<void>((closed) => server.close(() => closed())) };
+}
+
+/**
+ * The real database, except that its first statement's reply is lost: the
+ * caller gets the error a timeout gives (DatabaseUnavailableError,
+ * mayHaveRun), while `lost` gets the statement and decides what the
+ * database does with it, and when (run it later, or not at all). Every
+ * later call goes through as it is.
+ */
+export function lostCallDatabase(
+  database: Database,
+  lost: (statement: { sql: string; params: SqlParams; run(params?: SqlParams): Promise<unknown> }) => void,
+): Database {
+  let first = true;
+  return {
+    async query(sql, params, options) {
+      if (!first) return database.query(sql, params, options);
+      first = false;
+      lost({ sql, params: params ?? {}, run: (changed) => database.query(sql, changed ?? params, { timeoutMs: 10_000 }) });
+      throw new DatabaseUnavailableError(true, { cause: new Error('the reply was lost (test)') });
+    },
+    transaction: (fn) => database.transaction(fn),
+  };
 }
 
 /** The real database, with every statement held at `gate` until the test opens it. */
