@@ -1,10 +1,10 @@
-import Redis from 'ioredis';
 import { handler as likeHandler } from '../../functions/like';
 import { handler as likeStatusHandler } from '../../functions/like-status';
 import { handler as unlikeHandler } from '../../functions/unlike';
 import type { HttpHandler } from '../../lib/platform/http';
 import { receivedLikesKey } from '../../lib/likes/likes';
 import { useTestDatabase } from '../support/database';
+import { testRedis } from '../support/redis-nodes';
 import { bodyOf, httpEvent, lambdaContext, type EventInput } from '../support/events';
 
 /** The like handlers called as API Gateway would call them, against real Redis and PostgreSQL. */
@@ -95,7 +95,7 @@ describe.each([LIKE, UNLIKE, STATUS, RECEIVED])('%s', (routeKey) => {
 
 it('a refused like is a bare 500: no internals in the body, nothing liked', async () => {
   const { postId, authorId } = await insertPost();
-  const raw = new Redis(process.env.REDIS_URL!, { keyPrefix: process.env.REDIS_KEY_PREFIX });
+  const raw = testRedis({ keyPrefix: process.env.REDIS_KEY_PREFIX });
   try {
     await call(STATUS, postId, freshId()); // loaded: a rebuild would overwrite what follows
     await call(RECEIVED, authorId, freshId());

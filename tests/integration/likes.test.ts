@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import type { Queryable } from '../../lib/platform/db';
 import { InternalError, NotFoundError } from '../../lib/platform/errors';
 import {
@@ -12,6 +12,7 @@ import {
 } from '../../lib/likes/likes';
 import { createPostAuthors, postAuthorKey } from '../../lib/likes/post-authors';
 import { useTestDatabase } from '../support/database';
+import { scanAll, testRedis, unlinkMatching, type TestRedisClient } from '../support/redis-nodes';
 
 /**
  * The likes service against real Redis and PostgreSQL (through the Data API).
@@ -21,12 +22,12 @@ import { useTestDatabase } from '../support/database';
 const prefix = process.env.REDIS_KEY_PREFIX!;
 const t = useTestDatabase();
 /** Sees keys exactly as stored: no key prefix. */
-let raw: Redis;
+let raw: TestRedisClient;
 let nextId = 1000;
 const freshId = () => nextId++;
 
 beforeAll(async () => {
-  raw = new Redis(process.env.REDIS_URL!);
+  raw = testRedis();
 });
 
 afterAll(async () => {
@@ -40,7 +41,8 @@ async function insertPost(authorId = freshId(), postId = freshId()): Promise<{ p
 
 /** Real Redis and a real Data API database, with every command and query counted. */
 async function countedDeps(): Promise<{ deps: LikesDeps; redisCommands: string[]; dbQueries: string[]; close(): void }> {
-  const client = new Redis(process.env.REDIS_URL!, { keyPrefix: prefix });
+  // A Cluster client on a cluster run: it has the same sendCommand to count through.
+  const client = testRedis({ keyPrefix: prefix }) as Redis;
   await client.ping(); // connected first, so the handshake is not counted
   const redisCommands: string[] = [];
   const send = client.sendCommand.bind(client);
@@ -135,7 +137,7 @@ describe('the post and its author', () => {
     for (const call of [like, unlike, likeStatus]) {
       await expect(call(postId, userId)).rejects.toBeInstanceOf(NotFoundError);
     }
-    expect(await raw.keys(`${prefix}*:post:${postId}`)).toEqual([]);
+    expect(await scanAll(raw, `${prefix}*:post:${postId}`)).toEqual([]);
     expect(await raw.exists(prefix + postAuthorKey(postId))).toBe(0);
 
     await insertPost(authorId, postId);
@@ -223,8 +225,7 @@ describe('the post and its author', () => {
     // has another author, and Redis lost everything under this prefix.
     const secondAuthor = freshId();
     await t.pg.query('UPDATE posts SET author_id = $1 WHERE id = $2', [secondAuthor, postId]);
-    const keys = await raw.keys(`${prefix}*`);
-    if (keys.length > 0) await raw.del(...keys);
+    await unlinkMatching(raw, `${prefix}*`);
 
     expect(await like(postId, userId)).toEqual({ postId, liked: true, changed: true, likeCount: 1 });
     expect(await likeStatus(postId, userId)).toEqual({ postId, likeCount: 1, likedByMe: true });

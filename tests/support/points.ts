@@ -6,6 +6,7 @@ import { createDatabase, DatabaseUnavailableError, type Database, type SqlParams
 import type { HttpHandler, HttpResult } from '../../lib/platform/http';
 import type { PointsDeps } from '../../lib/points/points';
 import { bodyOf, httpEvent, lambdaContext } from './events';
+import { testRedis } from './redis-nodes';
 
 /** Shared by the points, orders and lock test files. */
 
@@ -109,11 +110,16 @@ export function deferred(): { promise: Promise<void>; resolve(): void } {
  * runs out. `resume` lets it write, with its old fencing token.
  */
 export async function stalledHolder<T>(database: Database, start: (deps: PointsDeps) => Promise<T>): Promise<{ outcome: Promise<T>; resume(): void }> {
-  const ownConnection = new Redis(process.env.REDIS_URL!, { keyPrefix: process.env.REDIS_KEY_PREFIX, maxRetriesPerRequest: 0, disconnectTimeout: 10 });
+  const ownConnection = testRedis({ keyPrefix: process.env.REDIS_KEY_PREFIX, maxRetriesPerRequest: 0, disconnectTimeout: 10 });
   const gated = gatedDatabase(database);
   const outcome = start({ redis: ownConnection, database: gated.database, lock: { leaseMs: 200 } });
   await gated.entered;
   ownConnection.disconnect();
+  // A Cluster client would reconnect on A's next command: cut it for good.
+  ownConnection.sendCommand = ((command: { reject(error: Error): void; promise: Promise<unknown> }) => {
+    command.reject(new Error('Connection is closed.'));
+    return command.promise;
+  }) as unknown as typeof ownConnection.sendCommand;
   return { outcome, resume: gated.open };
 }
 
