@@ -13,7 +13,8 @@
 -- ARGV[6]: ms its process may still hold a lock; ARGV[7]: the lease, ms, of
 --   a lock handed over to it (a short claim, renewed like any lease);
 -- ARGV[8]: ms a queued waiter may stay silent past its next check before its
---   entry lapses (a waiter that died must not be handed the lock for long).
+--   entry lapses (a waiter that died must not be handed the lock for long);
+-- ARGV[9]: the longest a queued waiter sleeps between checks, ms.
 -- Reply: {fence, 0, lease ms} when the caller holds the lock (taken now, or
 --        taken by an earlier run of this same call, or handed over to it and
 --        not yet collected), or {0, ms left on the current lease, 0}.
@@ -75,7 +76,8 @@ local function hand_over(head, lease_until, handover)
 end
 
 local function enqueue(held_for)
-  local entry_ms = math.min(tonumber(ARGV[5]), held_for) + tonumber(ARGV[8])
+  -- The waiter checks again after min(its wait, the lease it saw, ARGV[9]).
+  local entry_ms = math.min(tonumber(ARGV[5]), held_for, tonumber(ARGV[9])) + tonumber(ARGV[8])
   if not redis.call('LPOS', queue, token) then
     redis.call('RPUSH', queue, token)
   end

@@ -73,6 +73,18 @@ const FENCE_COUNTER_TTL_MS = 24 * 60 * 60 * 1000;
  */
 const WAKE_SLACK_MS = 20;
 /**
+ * What the last check of a wait may take to reach Redis: the wait ends this
+ * long before the request's cutoff, so a lock still busy then is a 409, not
+ * an EXPIRED (503).
+ */
+const LAST_CHECK_MS = 50;
+/**
+ * How late Redis may end a BLPOP past its timeout: it looks at blocked
+ * clients' timeouts on its event loop, which can sleep for 1000/hz ms (100
+ * at the default hz 10). A wait's last stretch polls instead.
+ */
+const BLPOP_LATENESS_MS = 100;
+/**
  * How long past that check a waiter's queue entry lives without it: the
  * waiter is back within a round trip unless it died, and a dead waiter must
  * drop out before the lock is handed to it.
@@ -178,10 +190,27 @@ function runAcquire(key: string, token: string, settings: Settings, queueForMs: 
   return runScript<AcquireReply>(
     acquireScript,
     keysOf(key),
-    [leaseNow(settings), FENCE_COUNTER_TTL_MS, token, queueForMs, holdable, Math.max(1, Math.min(settings.handoverLeaseMs, holdable)), SILENT_WAITER_MS],
+    [
+      leaseNow(settings),
+      FENCE_COUNTER_TTL_MS,
+      token,
+      queueForMs,
+      holdable,
+      Math.max(1, Math.min(settings.handoverLeaseMs, holdable)),
+      SILENT_WAITER_MS,
+      settings.handoverLeaseMs,
+    ],
     settings.client,
   );
 }
+
+/**
+ * How long a queued waiter sleeps before it checks on the lock itself: until
+ * the lease it saw ends (the holder may die without handing over), and at
+ * most one handover lease, because the lock may meanwhile have been handed
+ * to a waiter that died, whose short lease nobody else would notice ending.
+ */
+const sliceMs = (heldForMs: number, settings: Settings) => Math.max(0, Math.min(heldForMs, settings.handoverLeaseMs)) + WAKE_SLACK_MS;
 
 const leaseOf = (key: string, token: string, fence: number, leaseMs: number): Lease => ({ key, token: `${token}:${fence}`, fence, leaseMs });
 
@@ -234,7 +263,9 @@ export async function acquireLock(key: string, options: LockOptions = {}): Promi
 
 async function acquireWith(key: string, settings: Settings): Promise<Lease> {
   const { strategy, client } = settings;
-  const budgetMs = Math.min(settings.waitBudgetMs, currentDeadline().remainingMs());
+  // The last check must reach Redis before the request's cutoff (its
+  // deadline less the skew margin), or a busy lock would read as a 503.
+  const budgetMs = Math.max(0, Math.min(settings.waitBudgetMs, currentDeadline().remainingMs() - config().deadline.clockSkewMarginMs - LAST_CHECK_MS));
   const waitEnd = performance.now() + budgetMs;
   const token = randomUUID();
   const queues = strategy === 'notify';
@@ -253,8 +284,8 @@ async function acquireWith(key: string, settings: Settings): Promise<Lease> {
       if (strategy === 'fail-fast' || left <= 0) {
         throw new LockTimeoutError(`still held by another request after ${Math.round(budgetMs)} ms`, 1);
       }
-      if (queues && notificationAvailable(client)) {
-        const mail = await waitForMail(client, mailboxOf(key, token), Math.min(left, heldForMs + WAKE_SLACK_MS));
+      if (queues && left > BLPOP_LATENESS_MS && notificationAvailable(client)) {
+        const mail = await waitForMail(client, mailboxOf(key, token), Math.min(left - BLPOP_LATENESS_MS, sliceMs(heldForMs, settings)));
         if (mail !== null) {
           const [handedFence, handedLeaseMs] = mail.split(':').map(Number) as [number, number];
           held = true;
