@@ -38,6 +38,12 @@ const schema = z.object({
   REDIS_CLUSTER: flag,
   /** Namespaces every key; lets tests (and stages sharing a cluster) stay apart. */
   REDIS_KEY_PREFIX: z.string().default(''),
+  /**
+   * The name of an SSM SecureString holding the Redis AUTH token, read at
+   * cold start (lib/platform/secrets). The token itself never goes in the
+   * environment: a password in REDIS_URL is refused outside the offline stages.
+   */
+  REDIS_AUTH_PARAMETER: z.string().min(1).optional(),
   REDIS_CONNECT_TIMEOUT_MS: positiveInt(1000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt(1000),
 
@@ -158,6 +164,7 @@ export interface Config {
     url: string;
     cluster: boolean;
     keyPrefix: string;
+    authParameter: string | undefined;
     connectTimeoutMs: number;
     commandTimeoutMs: number;
   };
@@ -231,6 +238,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       `invalid environment: DATA_API_ENDPOINT: is only allowed on stage local (or ${[...OFFLINE_STAGES].filter((s) => s !== 'local').join(', ')} outside Lambda), not on stage ${e.STAGE}${inRealLambda ? ' in AWS Lambda' : ''}`,
     );
   }
+  // A password in the URL would sit in plain text in the function's configuration.
+  if (!OFFLINE_STAGES.has(e.STAGE) && new URL(e.REDIS_URL).password !== '') {
+    throw new ConfigError('invalid environment: REDIS_URL: must not carry a password outside the offline stages; name an SSM SecureString in REDIS_AUTH_PARAMETER');
+  }
   return {
     stage: e.STAGE,
     region: e.AWS_REGION,
@@ -241,6 +252,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       url: e.REDIS_URL,
       cluster: e.REDIS_CLUSTER,
       keyPrefix: e.REDIS_KEY_PREFIX,
+      authParameter: e.REDIS_AUTH_PARAMETER,
       connectTimeoutMs: e.REDIS_CONNECT_TIMEOUT_MS,
       commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     },

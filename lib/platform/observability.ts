@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { invocationKeys, logger, takeColdStart, withLogKeys, type InvocationKeys } from './logger';
 import { metric, withMetrics, type MetricSummary } from './metrics';
+import { loadSecrets } from './secrets';
 import { traceInvocation } from './tracing';
 
 /**
@@ -45,6 +46,7 @@ export async function observe<T>(
       () =>
         traceInvocation(invocation.route, { route: invocation.route }, async () => {
           try {
+            await secretsLoaded();
             const result = await fn();
             outcome = { result };
             return result;
@@ -78,6 +80,21 @@ export function scheduledHandler<T>(name: string, fn: () => Promise<T>): (event?
         }
       },
     );
+}
+
+/**
+ * Secrets (lib/platform/secrets) are in memory before the work starts. SSM
+ * failing is not this request's error to throw: Redis then refuses the
+ * connection (a 503 DEPENDENCY_UNAVAILABLE the client may retry) and the next
+ * invocation reads the parameter again.
+ */
+async function secretsLoaded(): Promise<void> {
+  try {
+    await loadSecrets();
+  } catch (error) {
+    metric('DependencyFailure');
+    logger.error('secrets could not be read; Redis will refuse this instance until they are', { error });
+  }
 }
 
 /** The correlation id of the running invocation: what problem bodies carry as `instance`. */

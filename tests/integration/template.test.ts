@@ -31,7 +31,15 @@ const [, ...scriptArgs] = packageJson.scripts['package:prod'].split(' ');
 const params = Object.fromEntries(
   scriptArgs.filter((arg) => arg.startsWith('--param=')).map((arg) => arg.slice('--param='.length).split(/=(.*)/s).slice(0, 2) as [string, string]),
 );
-const vpcParams = ['--param=vpcSubnetIds=subnet-aaa,subnet-bbb', '--param=vpcSecurityGroupIds=sg-fn', '--param=vpcId=vpc-123'];
+// The VPC run also names the Redis AUTH token's SSM parameter (read at cold start).
+const vpcParams = [
+  '--param=vpcSubnetIds=subnet-aaa,subnet-bbb',
+  '--param=vpcSecurityGroupIds=sg-fn',
+  '--param=vpcId=vpc-123',
+  '--param=redisAuthParameter=/likes/prod/redis-auth',
+];
+/** The functions that connect to Redis, and so may read its token. */
+const REDIS_USERS = ['health', 'like', 'unlike', 'like-status', 'charge', 'pay', 'popular-items', 'evict-popular-items', 'sync-likes'];
 
 async function packageTemplate(extra: string[]): Promise<Template> {
   const outDir = await mkdtemp(join(tmpdir(), 'template-'));
@@ -129,10 +137,15 @@ describe('IAM', () => {
     }
   });
 
-  it('adds the network-interface actions Lambda needs only when the functions are in a VPC', () => {
+  it('adds the network-interface actions only in a VPC, and the Redis token parameter only to functions that use Redis', () => {
     for (const { name, role, fn } of functionsWithRoles(inVpc)) {
       const actions = statementsOf(role).flatMap((s) => asList(s.Action));
-      expect({ name, actions: [...actions].sort() }).toEqual({ name, actions: [...CALLS[name]!, ...ENI].sort() });
+      const ssm = REDIS_USERS.includes(name) ? ['ssm:GetParameter'] : [];
+      expect({ name, actions: [...actions].sort() }).toEqual({ name, actions: [...CALLS[name]!, ...ENI, ...ssm].sort() });
+      const parameter = statementsOf(role).find((s) => asList(s.Action).includes('ssm:GetParameter'));
+      if (parameter) {
+        expect(parameter.Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/likes/prod/redis-auth' });
+      }
       expect(fn.Properties.VpcConfig).toEqual({ SecurityGroupIds: ['sg-fn'], SubnetIds: ['subnet-aaa', 'subnet-bbb'] });
     }
   });
@@ -203,18 +216,17 @@ describe('VPC', () => {
     expect(ofType(plain, 'AWS::EC2::VPCEndpoint')).toEqual([]);
   });
 
-  it('creates the rds-data interface endpoint, with private DNS, reachable from the functions, when the VPC params are set', () => {
+  it('creates the rds-data (and, for the Redis token, ssm) interface endpoints, with private DNS, reachable from the functions, when the VPC params are set', () => {
     const endpoints = ofType(inVpc, 'AWS::EC2::VPCEndpoint').map(([, endpoint]) => endpoint.Properties);
-    expect(endpoints).toEqual([
-      {
-        VpcEndpointType: 'Interface',
-        ServiceName: { 'Fn::Sub': 'com.amazonaws.${AWS::Region}.rds-data' },
-        VpcId: 'vpc-123',
-        SubnetIds: ['subnet-aaa', 'subnet-bbb'],
-        SecurityGroupIds: [{ Ref: 'VpcEndpointSecurityGroup' }],
-        PrivateDnsEnabled: true,
-      },
-    ]);
+    const endpoint = (service: string) => ({
+      VpcEndpointType: 'Interface',
+      ServiceName: { 'Fn::Sub': `com.amazonaws.\${AWS::Region}.${service}` },
+      VpcId: 'vpc-123',
+      SubnetIds: ['subnet-aaa', 'subnet-bbb'],
+      SecurityGroupIds: [{ Ref: 'VpcEndpointSecurityGroup' }],
+      PrivateDnsEnabled: true,
+    });
+    expect(endpoints).toEqual([endpoint('rds-data'), endpoint('ssm')]);
     expect(inVpc.VpcEndpointSecurityGroup!.Properties.SecurityGroupIngress).toEqual([
       { IpProtocol: 'tcp', FromPort: 443, ToPort: 443, SourceSecurityGroupId: 'sg-fn' },
     ]);

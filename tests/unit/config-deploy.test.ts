@@ -65,8 +65,9 @@ describe('USER_ID_CLAIM', () => {
     const callerWith = (env: Record<string, string>, claims: Record<string, unknown>): number => {
       let found: number | undefined;
       jest.isolateModules(() => {
-        const saved = { ...process.env };
-        Object.assign(process.env, { ...base, ...env });
+        // Exactly this environment: a run's global setup may have set others (DATA_API_ENDPOINT).
+        const saved = process.env;
+        process.env = { ...base, ...env };
         try {
           // eslint-disable-next-line @typescript-eslint/no-require-imports
           const { callerId } = require('../../lib/platform/auth') as typeof import('../../lib/platform/auth');
@@ -83,5 +84,19 @@ describe('USER_ID_CLAIM', () => {
     expect(callerWith({ USER_ID_CLAIM: 'custom:user_id' }, cognito)).toBe(42);
     expect(() => callerWith({}, cognito)).toThrow(/sub is not a user id/);
     expect(callerWith({}, { sub: '7' })).toBe(7);
+  });
+});
+
+describe('Redis credentials', () => {
+  it('refuse a password in REDIS_URL outside the offline stages, naming the setting to use instead', () => {
+    const withPassword = { ...base, REDIS_URL: 'rediss://:s3cret@cache.example.com:6379' };
+    expect(() => parseConfig(withPassword)).toThrow(ConfigError);
+    expect(() => parseConfig(withPassword)).toThrow(/REDIS_URL.*REDIS_AUTH_PARAMETER/);
+    expect(parseConfig({ ...local, REDIS_URL: 'redis://:dev@127.0.0.1:6379' }).redis.url).toContain(':dev@');
+  });
+
+  it('take the name of the SSM parameter that holds the token', () => {
+    expect(parseConfig({ ...base, REDIS_AUTH_PARAMETER: '/likes/prod/redis-auth' }).redis.authParameter).toBe('/likes/prod/redis-auth');
+    expect(parseConfig({ ...base, REDIS_AUTH_PARAMETER: '' }).redis.authParameter).toBeUndefined();
   });
 });
