@@ -46,7 +46,7 @@ export interface QueryResult<Row> {
 
 /** Per call. Every call is also bounded by the request's deadline (lib/platform/deadline). */
 export interface CallOptions {
-  /** How long to wait for the reply; default DB_CALL_TIMEOUT_MS. */
+  /** How long to wait for the reply; default DB_CALL_TIMEOUT_MS in a request, else only the deadline. */
   timeoutMs?: number;
 }
 
@@ -121,7 +121,13 @@ export function createDatabase(target: DataApiTarget): Database {
    */
   async function send<T>(operation: string, run: (abortSignal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const started = performance.now();
-    const budgetMs = Math.min(currentDeadline().remainingMs(), options.timeoutMs ?? callTimeoutMs());
+    const deadline = currentDeadline();
+    // DB_CALL_TIMEOUT_MS is for requests, which owe an answer within about 2 s.
+    // Work outside one (migrations, scheduled jobs, CLIs) gets a fresh default
+    // deadline per call, which currentDeadline() shows by handing out a new
+    // one each time; its long statements (an index build) must not be cut.
+    const inRequest = deadline === currentDeadline();
+    const budgetMs = Math.min(deadline.remainingMs(), options.timeoutMs ?? (inRequest ? callTimeoutMs() : Number.POSITIVE_INFINITY));
     if (budgetMs <= 0) {
       throw new DatabaseUnavailableError(false, { cause: new Error(`${operation}: no time left to call the database`) });
     }

@@ -265,21 +265,19 @@ describe('a statement whose reply was lost', () => {
     const userId = await fresh.user(100);
     const committing = new Client({ connectionString: testDatabaseUrl() });
     await committing.connect();
-    let inserted: Promise<unknown> | undefined;
-    const database = lostCallDatabase(t.db, (statement) => {
+    const database = lostCallDatabase(t.db, (statement) =>
       // The statement's own row, written and not yet committed when the resolution arrives.
-      inserted = committing
+      committing
         .query('BEGIN')
         .then(() =>
           committing.query(`INSERT INTO balance_requests (request_id, user_id, status_code, response_body) VALUES ($1, $2, 200, '{"charged":"by the late statement"}')`, [
             statement.params.requestId,
             userId,
           ]),
-        );
-    });
+        ),
+    );
     try {
       const charging = chargePoints({ userId, amount: 5 }, { database });
-      await inserted;
       await new Promise((resolve) => setTimeout(resolve, 300));
       await committing.query('COMMIT');
       expect(await charging).toEqual({ status: 200, body: { charged: 'by the late statement' }, replayed: false });
