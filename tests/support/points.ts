@@ -159,29 +159,6 @@ export async function unavailableDatabase(): Promise<{ database: Database; close
  * The real database, except that its first statement's reply is lost: the
  * caller gets the error a timeout gives (DatabaseUnavailableError,
  * mayHaveRun), while `lost` gets the statement and decides what the
- * database does with it, and when (run it later, or not at all). Every
- * later call goes through as it is.
- */
-export function lostCallDatabase(
-  database: Database,
-  lost: (statement: { sql: string; params: SqlParams; run(params?: SqlParams): Promise<unknown> }) => void,
-): Database {
-  let first = true;
-  return {
-    async query(sql, params, options) {
-      if (!first) return database.query(sql, params, options);
-      first = false;
-      lost({ sql, params: params ?? {}, run: (changed) => database.query(sql, changed ?? params, { timeoutMs: 10_000 }) });
-      throw new DatabaseUnavailableError(true, { cause: new Error('the reply was lost (test)') });
-    },
-    transaction: (fn) => database.transaction(fn),
-  };
-}
-
-/**
- * The real database, except that its first statement's reply is lost: the
- * caller gets the error a timeout gives (DatabaseUnavailableError,
- * mayHaveRun), while `lost` gets the statement and decides what the
  * database does with it, and when (run it later, or not at all); the error
  * comes once what `lost` returns has settled. Every later call goes through
  * as it is.
