@@ -52,6 +52,11 @@ export interface PopularItemsDeps {
 }
 
 const CACHE_GROUP = 'popular-items';
+/**
+ * Each statement of the midnight job's recompute may take this long (one
+ * day of orders), within the job's deadline: more than a request's call.
+ */
+const ROLLUP_STATEMENT_TIMEOUT_MS = 60_000;
 /** In every key, so a deploy that changes the encoding never reads the old one. */
 const FORMAT = 'v2';
 
@@ -158,7 +163,7 @@ export async function refreshPopularItems(deps: PopularItemsDeps = {}): Promise<
     from: addDays(today, -MAX_DAYS),
     to: today,
     keepFrom: addDays(today, -MAX_DAYS - 7),
-  });
+  }, { timeoutMs: ROLLUP_STATEMENT_TIMEOUT_MS });
   const evicted = await evictGroup(CACHE_GROUP, deps.redis);
   const { days, limit, from, to, items } = await popularItems(DEFAULT_QUERY, { ...deps, database, now: () => now });
   return { rolledUp, evicted, warmed: { days, limit, from, to, items: items.length } };
