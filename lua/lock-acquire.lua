@@ -71,7 +71,8 @@ local function hand_over(head, lease_until, handover)
   local lease = math.min(handover, lease_until - now_ms)
   redis.call('SET', lock, head .. ':' .. fence, 'PX', lease)
   local mailbox = lock .. ':w:' .. head
-  redis.call('RPUSH', mailbox, fence .. ':' .. lease)
+  -- When it was handed over, so a waiter that collects it late knows to check it.
+  redis.call('RPUSH', mailbox, fence .. ':' .. lease .. ':' .. now_ms)
   redis.call('PEXPIRE', mailbox, lease)
 end
 

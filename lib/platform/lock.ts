@@ -287,9 +287,19 @@ async function acquireWith(key: string, settings: Settings): Promise<Lease> {
       if (queues && left > BLPOP_LATENESS_MS && notificationAvailable(client)) {
         const mail = await waitForMail(client, mailboxOf(key, token), Math.min(left - BLPOP_LATENESS_MS, sliceMs(heldForMs, settings)));
         if (mail !== null) {
-          const [handedFence, handedLeaseMs] = mail.split(':').map(Number) as [number, number];
+          const [handedFence, handedLeaseMs, handedAt] = mail.split(':').map(Number) as [number, number, number];
+          const handed = leaseOf(key, token, handedFence, handedLeaseMs);
+          // Collected late (its BLPOP reached Redis long after the handover:
+          // a cold connection, a stalled process): the short lease may be
+          // over and the lock someone else's. Renewing tells, and keeps it.
+          if (Date.now() - handedAt > handedLeaseMs / 2) {
+            const renewedMs = leaseNow(settings);
+            if (!(await extendLock(handed, renewedMs, client))) continue;
+            held = true;
+            return { ...handed, leaseMs: renewedMs };
+          }
           held = true;
-          return leaseOf(key, token, handedFence, handedLeaseMs);
+          return handed;
         }
         // No handover in time: the holder may have died; check on the lock.
         continue;
