@@ -154,6 +154,8 @@ export type Env = z.input<typeof schema>;
 export interface Config {
   stage: string;
   region: string;
+  /** Served by serverless-offline (npm start, the e2e tests). */
+  offline: boolean;
   /**
    * True only for stage `local` outside real Lambda: the functions then check
    * the token's claims themselves (no signature), because no API Gateway
@@ -245,6 +247,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   return {
     stage: e.STAGE,
     region: e.AWS_REGION,
+    offline: e.IS_OFFLINE,
     // And only with the local issuer: a process that merely calls itself
     // `local` but trusts a real identity provider still gets no shortcut.
     localAuth: e.STAGE === 'local' && !inRealLambda && e.JWT_ISSUER === LOCAL_ISSUER,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { config } from './config';
 import { invocationKeys, logger, takeColdStart, withLogKeys, type InvocationKeys } from './logger';
 import { metric, withMetrics, type MetricSummary } from './metrics';
 import { loadSecrets } from './secrets';
@@ -35,7 +36,7 @@ export async function observe<T>(
     function_name: invocation.context?.functionName ?? 'local',
     cold_start: takeColdStart(),
     route: invocation.route,
-    ...(invocation.correlationId ? { correlation_id: invocation.correlationId } : {}),
+    ...correlationOf(invocation),
   };
   return withLogKeys(keys, () => {
     const started = performance.now();
@@ -58,6 +59,16 @@ export async function observe<T>(
       close,
     );
   });
+}
+
+/**
+ * API Gateway's request id, the key of the access log. serverless-offline
+ * gives every event the same placeholder there, so locally the invocation's
+ * own (random) request id stands in.
+ */
+function correlationOf(invocation: Invocation): Pick<InvocationKeys, 'correlation_id'> {
+  const id = config().offline ? invocation.context?.awsRequestId : invocation.correlationId;
+  return id ? { correlation_id: id } : {};
 }
 
 /**

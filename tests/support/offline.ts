@@ -10,6 +10,8 @@ import { useTestDatabase, type TestDatabaseHandle } from './database';
 
 export interface OfflineStack {
   baseUrl: string;
+  /** Everything the stack printed so far (its last 20,000 characters): its log and metric lines. */
+  output(): string;
   /** Stops the stack and everything it started; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -76,7 +78,7 @@ export async function startOfflineStack(env: Record<string, string | undefined> 
     await stop();
     throw new Error(`${(error as Error).message}\n--- local/start.ts output ---\n${output}`);
   }
-  return { baseUrl, stop };
+  return { baseUrl, output: () => output, stop };
 }
 
 /** `database` and `request` may be taken out at the top level; `baseUrl` exists only from beforeAll on. */
