@@ -62,11 +62,12 @@ while true do
   start = '(' .. entries[#entries][1]
 end
 
+-- UNLINK: a stale set of a big post (likes:rebuild) is freed in the
+-- background; RENAME over it would free it here, blocking Redis.
+redis.call('UNLINK', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('PERSIST', KEYS[1])
   redis.call('RENAME', KEYS[1], KEYS[2])
-else
-  redis.call('DEL', KEYS[2])
 end
 redis.call('SET', KEYS[3], 1)
 redis.call('DEL', KEYS[4])

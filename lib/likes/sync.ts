@@ -1,7 +1,7 @@
 import syncReadSource from '../../lua/likes-sync-read.lua';
 import syncTrimSource from '../../lua/likes-sync-trim.lua';
 import { config } from '../platform/config';
-import { asJson, db, type Database } from '../platform/db';
+import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { luaScript, redis, runScript, type RedisClient } from '../platform/redis';
 import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
@@ -11,36 +11,45 @@ import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
  * streams (lib/likes/keys) into post_likes, the record.
  *
  * Exactly once into the record, whoever runs it and however often:
- * - every change carries its number in its bucket (seq) and the stream's
- *   epoch; likes_sync_state holds, per bucket, the epoch and seq applied last,
- *   and is written in the same transaction as the rows;
- * - that transaction first locks the buckets' state rows (an upsert, in
- *   bucket order, so two syncs never deadlock) and applies only the changes
- *   after the recorded seq, and only when they follow it without a gap;
+ * - every change carries its number in its bucket (seq), under the stream's
+ *   epoch; likes_sync_state holds, per bucket, the epoch and seq applied last;
+ * - one statement (so one transaction, one Data API call) applies a batch and
+ *   moves the buckets' state from what this sync read to the batch's last
+ *   seq, as a compare-and-set: a bucket whose state another sync moved
+ *   meanwhile is not updated, and none of its changes is applied (the
+ *   statement's writes are joined to the state rows it updated);
+ * - changes are applied only when they follow the recorded seq without a gap;
  * - the stream is trimmed only after the commit, and only up to what is
  *   recorded. A sync that dies between the commit and the trim leaves changes
  *   that the next one reads, finds recorded, and only trims; two syncs at once
- *   read the same changes and the second one to lock applies none of them.
- * Why no consumer group: the record of what was applied must live in the
- *   transaction (an XACK cannot commit with it), and with it the stream
- *   itself is the list of pending changes. A consumer group would split the
- *   changes between two syncs, which could then commit out of order; reading
- *   from the stream's head keeps each bucket in order with no acknowledgement
- *   to lose. A sync that dies is "reclaimed" by the next one reading the same
- *   head.
+ *   read the same changes and the second one's compare-and-set fails.
+ * Why a compare-and-set and not a lock: under READ COMMITTED a statement that
+ *   waited for a row lock still reads its older snapshot, and could miss a
+ *   row the other sync had just inserted; a failed compare-and-set writes
+ *   nothing, and a successful one proves no other sync wrote the bucket after
+ *   that snapshot. It also saves the BEGIN, lock and COMMIT calls.
+ * Why no consumer group: the record of what was applied must commit with the
+ *   rows (an XACK cannot), and with it the stream itself is the list of
+ *   pending changes. A consumer group would split one bucket's changes
+ *   between two syncs, which could then commit out of order; reading from the
+ *   stream's head keeps each bucket in order with no acknowledgement to lose.
+ *   A sync that dies is "reclaimed" by the next one reading the same head.
  *
  * Order: one batch may like and then unlike the same (post, user); only the
- * last change of each pair is applied, so the row ends as Redis did. Each
- * transaction is four Data API calls (begin, lock, one multi-row statement
- * through jsonb_to_recordset, commit) for up to LIKES_SYNC_BATCH_SIZE changes.
+ * last change of each pair is applied, so the row ends as Redis did. A round
+ * is one read of every bucket (one script each), one read of the state rows,
+ * and one statement per LIKES_SYNC_BATCH_SIZE changes (jsonb_to_recordset).
  */
+
+/** Apply statements in flight at once. */
+const PARALLEL_TRANSACTIONS = 4;
 
 const readScript = luaScript('likesSyncRead', 2, syncReadSource);
 const trimScript = luaScript('likesSyncTrim', 2, syncTrimSource, { deadline: true });
 
 export interface SyncDeps {
   redis: RedisClient;
-  db: Database;
+  db: Queryable;
 }
 
 export interface SyncOptions {
@@ -85,15 +94,32 @@ interface Trim {
   id: string;
 }
 
-const LOCK_SQL = `
-INSERT INTO likes_sync_state AS s (bucket)
-SELECT b::integer FROM jsonb_array_elements_text(CAST(:buckets AS jsonb)) AS x(b) ORDER BY 1
-ON CONFLICT (bucket) DO UPDATE SET bucket = s.bucket
-RETURNING s.bucket, s.epoch, s.last_seq`;
+// Creates the state rows the first time (one per bucket), and reads them all.
+const STATE_SQL = `
+WITH created AS (
+  INSERT INTO likes_sync_state (bucket) SELECT generate_series(0, :buckets - 1)
+  ON CONFLICT (bucket) DO NOTHING
+  RETURNING bucket, epoch, last_seq
+)
+SELECT bucket, epoch, last_seq FROM created
+UNION ALL
+SELECT bucket, epoch, last_seq FROM likes_sync_state WHERE bucket < :buckets`;
 
+// The writes read "moved", so they run only for the buckets whose state moved
+// from what this sync read (see the module comment).
 const APPLY_SQL = `
-WITH changes AS (
-  SELECT * FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS c(p bigint, u bigint, l boolean, t bigint)
+WITH marks AS (
+  SELECT * FROM jsonb_to_recordset(CAST(:marks AS jsonb))
+    AS m(b integer, from_epoch text, from_seq bigint, epoch text, seq bigint, id text)
+), moved AS (
+  UPDATE likes_sync_state AS s
+     SET epoch = m.epoch, last_seq = m.seq, last_entry_id = m.id, applied_at = now()
+    FROM marks AS m
+   WHERE s.bucket = m.b AND s.epoch = m.from_epoch AND s.last_seq = m.from_seq
+  RETURNING s.bucket
+), changes AS (
+  SELECT c.* FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS c(b integer, p bigint, u bigint, l boolean, t bigint)
+   WHERE c.b IN (SELECT bucket FROM moved)
 ), removed AS (
   DELETE FROM post_likes AS pl USING changes AS c
    WHERE NOT c.l AND pl.post_id = c.p AND pl.user_id = c.u
@@ -103,20 +129,15 @@ WITH changes AS (
   SELECT p, u, to_timestamp(t / 1000.0) FROM changes WHERE l
   ON CONFLICT (post_id, user_id) DO NOTHING
   RETURNING 1
-), marked AS (
-  UPDATE likes_sync_state AS s
-     SET epoch = m.epoch, last_seq = m.seq, last_entry_id = m.id, applied_at = now()
-    FROM jsonb_to_recordset(CAST(:marks AS jsonb)) AS m(b integer, epoch text, seq bigint, id text)
-   WHERE s.bucket = m.b
-  RETURNING 1
 )
-SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed,
-       (SELECT count(*) FROM marked) AS marked`;
+SELECT (SELECT json_agg(bucket) FROM moved) AS moved,
+       (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed`;
 
 /** Syncs until no change is pending (or keepGoing says stop). */
 export async function syncLikes(deps: SyncDeps = { redis: redis(), db: db() }, options: SyncOptions = {}): Promise<SyncSummary> {
   const batchSize = options.batchSize ?? config().likes.syncBatchSize;
   const summary: SyncSummary = { applied: 0, alreadyApplied: 0, transactions: 0, rounds: 0, caughtUp: false };
+  let idleRounds = 0;
   while (options.keepGoing?.() ?? true) {
     summary.rounds++;
     const reads = (await Promise.all(Array.from({ length: LIKE_BUCKETS }, (_, bucket) => readBucket(bucket, batchSize, deps.redis)))).filter(
@@ -126,27 +147,44 @@ export async function syncLikes(deps: SyncDeps = { redis: redis(), db: db() }, o
       summary.caughtUp = true;
       break;
     }
+    // Read after the streams: whatever was trimmed before they were read is recorded here.
+    const states = await readStates(deps.db);
     let progressed = false;
-    for (const group of groups(reads, batchSize)) {
-      const outcome = await applyGroup(group, deps, options);
-      summary.applied += outcome.applied;
-      summary.alreadyApplied += outcome.alreadyApplied;
-      summary.transactions++;
-      progressed ||= outcome.trims.length > 0;
-    }
-    // Nothing could be recorded (a gap, see applyGroup): rereading would find the same.
-    if (!progressed) break;
+    // Groups hold disjoint buckets, so their statements write disjoint state
+    // rows and disjoint posts (a post's bucket is its author's): they may run
+    // side by side.
+    const pending = [...groups(reads, batchSize)];
+    const worker = async () => {
+      for (let group = pending.shift(); group; group = pending.shift()) {
+        const outcome = await applyGroup(group, states, deps, options);
+        summary.applied += outcome.applied;
+        summary.alreadyApplied += outcome.alreadyApplied;
+        if (outcome.statements > 0) summary.transactions++;
+        progressed ||= outcome.trims > 0;
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL_TRANSACTIONS }, worker));
+    // Lost every compare-and-set to another sync: try again with fresh state,
+    // but a sync that records nothing twice in a row (a gap) stops.
+    idleRounds = progressed ? 0 : idleRounds + 1;
+    if (idleRounds >= 2) break;
   }
   return summary;
 }
 
+async function readStates(database: Queryable): Promise<Map<number, { epoch: string; seq: number }>> {
+  const { rows } = await database.query<{ bucket: number; epoch: string; last_seq: number | string }>(STATE_SQL, { buckets: LIKE_BUCKETS });
+  return new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, seq: Number(row.last_seq) }]));
+}
+
 async function readBucket(bucket: number, count: number, client: RedisClient): Promise<BucketRead> {
-  const [epoch, entries] = await runScript<[string, [string, string[]][]]>(readScript, [changesKey(bucket), bucketMetaKey(bucket)], [count], client);
-  const changes = entries.map(([id, fields]): Change => {
-    const f: Record<string, string> = {};
-    for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-    return { id, seq: Number(f.s), postId: Number(f.p), userId: Number(f.u), liked: f.o === '1', atMs: Number(f.t) };
-  });
+  const [epoch, text] = await runScript<[string, string]>(readScript, [changesKey(bucket), bucketMetaKey(bucket)], [count], client);
+  const changes = text === ''
+    ? []
+    : text.split('\n').map((line): Change => {
+        const [id, seq, postId, userId, liked, atMs] = line.split(' ');
+        return { id: id!, seq: Number(seq), postId: Number(postId), userId: Number(userId), liked: liked === '1', atMs: Number(atMs) };
+      });
   return { bucket, epoch, changes };
 }
 
@@ -166,53 +204,61 @@ function* groups(reads: BucketRead[], batchSize: number): Generator<BucketRead[]
   if (group.length > 0) yield group;
 }
 
-async function applyGroup(group: BucketRead[], deps: SyncDeps, options: SyncOptions): Promise<{ applied: number; alreadyApplied: number; trims: Trim[] }> {
-  const outcome = await deps.db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ bucket: number; epoch: string; last_seq: number | string }>(LOCK_SQL, {
-      buckets: asJson(group.map((read) => read.bucket)),
-    });
-    const states = new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, seq: Number(row.last_seq) }]));
-    // Keyed by pair, last change wins: a like then an unlike in one batch ends unliked.
-    const finalChanges = new Map<string, Change>();
-    const marks: { b: number; epoch: string; seq: number; id: string }[] = [];
-    const trims: Trim[] = [];
-    let alreadyApplied = 0;
-    for (const read of group) {
-      const state = states.get(read.bucket)!;
-      // Another epoch in the record: this stream started after Redis lost its data, and none of it is recorded.
-      const recorded = state.epoch === read.epoch ? state.seq : 0;
-      const fresh = read.changes.filter((change) => change.seq > recorded);
-      alreadyApplied += read.changes.length - fresh.length;
-      if (fresh.length > 0 && fresh[0]!.seq !== recorded + 1) {
-        // Changes between the record and this read are missing: applying
-        // these would skip them. Not a race (every sync reads from the head);
-        // a stream edited by hand, or a bug. Leave it for an operator (likes:check).
-        logger.error('likes sync: changes missing from a bucket stream; bucket not synced', {
-          bucket: read.bucket,
-          recordedSeq: recorded,
-          firstPendingSeq: fresh[0]!.seq,
-        });
-        continue;
-      }
-      for (const change of fresh) finalChanges.set(`${change.postId}:${change.userId}`, change);
-      const last = fresh.at(-1);
-      if (last) marks.push({ b: read.bucket, epoch: read.epoch, seq: last.seq, id: last.id });
-      const lastRecorded = read.changes.filter((change) => change.seq <= (last?.seq ?? recorded)).at(-1)!;
-      trims.push({ bucket: read.bucket, epoch: read.epoch, seq: lastRecorded.seq, id: lastRecorded.id });
+async function applyGroup(
+  group: BucketRead[],
+  states: Map<number, { epoch: string; seq: number }>,
+  deps: SyncDeps,
+  options: SyncOptions,
+): Promise<{ applied: number; alreadyApplied: number; statements: number; trims: number }> {
+  // Keyed by pair, last change wins: a like then an unlike in one batch ends unliked.
+  const finalChanges = new Map<string, Change & { bucket: number }>();
+  const marks: { b: number; from_epoch: string; from_seq: number; epoch: string; seq: number; id: string }[] = [];
+  const trims = new Map<number, Trim>();
+  let alreadyApplied = 0;
+  for (const read of group) {
+    const state = states.get(read.bucket) ?? { epoch: '', seq: 0 };
+    // Another epoch in the record: this stream started after Redis lost its data, and none of it is recorded.
+    const recorded = state.epoch === read.epoch ? state.seq : 0;
+    const fresh = read.changes.filter((change) => change.seq > recorded);
+    alreadyApplied += read.changes.length - fresh.length;
+    const done = read.changes.filter((change) => change.seq <= recorded).at(-1);
+    // Recorded already (a rerun after a sync died before its trim): only trim.
+    if (done) trims.set(read.bucket, { bucket: read.bucket, epoch: read.epoch, seq: done.seq, id: done.id });
+    if (fresh.length === 0) continue;
+    if (fresh[0]!.seq !== recorded + 1) {
+      // Changes between the record and this read are missing: applying these
+      // would skip them. Every sync reads from the head and the state is read
+      // after the streams, so this is no race: a stream edited by hand, or a
+      // bug. The bucket waits for an operator (likes:check shows it).
+      logger.error('likes sync: changes missing from a bucket stream; bucket not synced', {
+        bucket: read.bucket,
+        recordedSeq: recorded,
+        firstPendingSeq: fresh[0]!.seq,
+      });
+      continue;
     }
-    if (marks.length > 0) {
-      const changes = [...finalChanges.values()].map((change) => ({ p: change.postId, u: change.userId, l: change.liked, t: change.atMs }));
-      const { rows: applied } = await tx.query<{ marked: number | string }>(APPLY_SQL, { changes: asJson(changes), marks: asJson(marks) });
-      if (Number(applied[0]?.marked) !== marks.length) throw new Error(`likes sync: recorded ${applied[0]?.marked} of ${marks.length} buckets`);
+    for (const change of fresh) finalChanges.set(`${change.postId}:${change.userId}`, { ...change, bucket: read.bucket });
+    const last = fresh.at(-1)!;
+    marks.push({ b: read.bucket, from_epoch: state.epoch, from_seq: state.seq, epoch: read.epoch, seq: last.seq, id: last.id });
+  }
+  let applied = 0;
+  if (marks.length > 0) {
+    const changes = [...finalChanges.values()].map((change) => ({ b: change.bucket, p: change.postId, u: change.userId, l: change.liked, t: change.atMs }));
+    const { rows } = await deps.db.query<{ moved: number[] | string | null }>(APPLY_SQL, { changes: asJson(changes), marks: asJson(marks) });
+    const movedValue = rows[0]?.moved ?? null;
+    const moved = new Set<number>((typeof movedValue === 'string' ? (JSON.parse(movedValue) as number[]) : (movedValue ?? [])).map(Number));
+    for (const mark of marks) {
+      if (!moved.has(mark.b)) continue; // another sync recorded this bucket first: the next round sees its state
+      trims.set(mark.b, { bucket: mark.b, epoch: mark.epoch, seq: mark.seq, id: mark.id });
+      applied += changes.filter((change) => change.b === mark.b).length;
     }
-    return { applied: finalChanges.size, alreadyApplied, trims };
-  });
-  await options.afterCommit?.();
+    await options.afterCommit?.();
+  }
   // After the commit only: a trimmed change must be in the record.
   await Promise.all(
-    outcome.trims.map((trim) => runScript(trimScript, [changesKey(trim.bucket), bucketMetaKey(trim.bucket)], [trim.epoch, trim.seq, trim.id], deps.redis)),
+    [...trims.values()].map((trim) => runScript(trimScript, [changesKey(trim.bucket), bucketMetaKey(trim.bucket)], [trim.epoch, trim.seq, trim.id], deps.redis)),
   );
-  return outcome;
+  return { applied, alreadyApplied, statements: marks.length > 0 ? 1 : 0, trims: trims.size };
 }
 
 /** Changes waiting in the streams, per bucket with any (likes:check). */
