@@ -9,7 +9,7 @@ import {
 import { config } from './config';
 import { isDatabaseUnavailable } from './dependency-errors';
 import { DependencyUnavailableError } from './errors';
-import { currentDeadline } from './deadline';
+import { currentDeadline, requestDeadline } from './deadline';
 import { logger } from './logger';
 
 /**
@@ -121,12 +121,11 @@ export function createDatabase(target: DataApiTarget): Database {
    */
   async function send<T>(operation: string, run: (abortSignal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const started = performance.now();
-    const deadline = currentDeadline();
     // DB_CALL_TIMEOUT_MS is for requests, which owe an answer within about 2 s.
-    // Work outside one (migrations, scheduled jobs, CLIs) gets a fresh default
-    // deadline per call, which currentDeadline() shows by handing out a new
-    // one each time; its long statements (an index build) must not be cut.
-    const inRequest = deadline === currentDeadline();
+    // Work outside one (migrations, scheduled jobs, CLIs) keeps only its
+    // default deadline: its long statements (an index build) must not be cut.
+    const inRequest = requestDeadline() !== undefined;
+    const deadline = currentDeadline();
     const budgetMs = Math.min(deadline.remainingMs(), options.timeoutMs ?? (inRequest ? callTimeoutMs() : Number.POSITIVE_INFINITY));
     if (budgetMs <= 0) {
       throw new DatabaseUnavailableError(false, { cause: new Error(`${operation}: no time left to call the database`) });

@@ -63,6 +63,11 @@ export function currentDeadline(): Deadline {
   return current.getStore() ?? new Deadline(config().deadline.defaultBudgetMs);
 }
 
+/** The running request's deadline; undefined outside one (CLIs, migrations, scheduled jobs). */
+export function requestDeadline(): Deadline | undefined {
+  return current.getStore();
+}
+
 /** A Lambda invocation's deadline: its remaining time less the safety margin. */
 export function deadlineOf(context: { getRemainingTimeInMillis(): number }): Deadline {
   return new Deadline(context.getRemainingTimeInMillis() - config().deadline.safetyMarginMs);
