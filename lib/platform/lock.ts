@@ -242,9 +242,11 @@ export async function releaseLock(lease: Lease, client: RedisClient = redis()): 
  * holder as stale. Returns the counter's value. The current holder keeps its
  * (now stale) token: take the lock again to write.
  */
-export async function raiseFence(key: string, atLeast: number, client: RedisClient = redis()): Promise<number> {
-  if (!Number.isSafeInteger(atLeast) || atLeast < 0) throw new RangeError(`raiseFence: ${atLeast} is not a fencing token`);
-  return Number(await runScript<number>(raiseFenceScript, [`${key}:fence`], [atLeast, FENCE_COUNTER_TTL_MS], client));
+export async function raiseFence(key: string, atLeast: number | bigint | string, client: RedisClient = redis()): Promise<number> {
+  // A bigint column may come back from the database as text.
+  const value = String(atLeast);
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) throw new RangeError(`raiseFence: ${value} is not a fencing token`);
+  return Number(await runScript<number>(raiseFenceScript, [`${key}:fence`], [value, FENCE_COUNTER_TTL_MS], client));
 }
 
 /** A waiter stops waiting: out of the queue, and a lock handed to it meanwhile goes on to the next. */

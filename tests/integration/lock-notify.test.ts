@@ -146,6 +146,30 @@ describe("strategy 'notify'", () => {
     expect(sent.filter((name) => !['info', 'client', 'select', 'hello', 'auth', 'cluster'].includes(name))).toEqual(['evalsha', 'blpop', 'evalsha']);
   });
 
+  it('a handover collected late is renewed before it is trusted', async () => {
+    const key = freshKey();
+    const held = await acquireLock(key, { leaseMs: 10_000 });
+    const client = instance();
+    const duplicate = client.duplicate.bind(client) as (...args: unknown[]) => RedisClient;
+    (client as { duplicate: unknown }).duplicate = (...args: unknown[]) => {
+      const made = duplicate(...args);
+      const blpop = made.blpop.bind(made) as (...a: unknown[]) => Promise<unknown>;
+      // Its BLPOP reaches Redis 300 ms late, as over a cold or stalled connection.
+      (made as { blpop: unknown }).blpop = async (...a: unknown[]) => {
+        await sleep(300);
+        return blpop(...a);
+      };
+      return made;
+    };
+    const waiting = acquireLock(key, { client, leaseMs: 10_000, handoverLeaseMs: 400, waitBudgetMs: 5000 });
+    await until(async () => (await queueLength(key)) === 1);
+    await releaseLock(held); // handed over at once, for 400 ms
+    const lease = await waiting;
+    expect(await redis().get(key)).toBe(lease.token);
+    expect(await redis().pttl(key)).toBeGreaterThan(400); // renewed to its full lease on collection
+    expect(lease.leaseMs).toBeGreaterThan(400);
+  });
+
   it('a waiter that gives up leaves the queue, and a lock handed to it meanwhile goes on to the next', async () => {
     const key = freshKey();
     const held = await acquireLock(key, { leaseMs: 10_000 });
@@ -286,6 +310,8 @@ describe('raiseFence', () => {
     const ahead = before.fence + 1_000_000_000;
     expect(await raiseFence(key, ahead)).toBe(ahead);
     expect(await raiseFence(key, before.fence)).toBe(ahead);
+    expect(await raiseFence(key, String(before.fence))).toBe(ahead); // a bigint column read as text
+    await expect(raiseFence(key, -1)).rejects.toThrow(RangeError);
     const after = await acquireLock(key);
     expect(after.fence).toBeGreaterThan(ahead);
   });
