@@ -49,9 +49,12 @@ export { closeMailboxConnections } from './lock/mailbox';
  * the request's deadline, on the monotonic clock.
  *
  * Redis commands per acquisition: 1 (acquire) + 1 (release) when free; with
- * 'notify' and the lock busy, +1 (the BLPOP), +2 for every time a waiter
- * wakes at the end of the holder's lease to check on it; renewals, 1 each,
- * only when the work outlasts a third of its lease.
+ * 'notify' and the lock busy, +1 (the BLPOP), and +2 each time a waiter
+ * checks on the lock itself (when the lease it saw ends, and at least every
+ * handover lease: the holder may have died without handing over); renewals,
+ * 1 each, only when the work outlasts a third of its lease (a lock handed
+ * over starts with the short handover lease, so work longer than a third of
+ * it renews once early).
  */
 
 const acquireScript = luaScript('lockAcquire', 4, acquireSource, { deadline: true });
