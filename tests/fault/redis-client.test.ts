@@ -142,3 +142,30 @@ it('has the health probe report a frozen Redis down within the request deadline'
   }
   await expect(lib.redis().ping()).resolves.toBe('PONG');
 });
+
+it('holds back the failure of a deadline script lost with its connection until its cutoff has passed', async () => {
+  const script = lib.luaScript('faultTestLost', 1, `local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+  return redis.error_reply('EXPIRED the request gave up before this ran')
+end
+return redis.call('INCR', KEYS[1])`, { deadline: true });
+  const client = lib.redis();
+  await lib.runScript(script, ['lost'], [], client);
+  server.pause();
+  const started = performance.now();
+  const [scripted, plain] = await Promise.all([
+    deadlines.withDeadline(new deadlines.Deadline(700), () => elapsed(() => lib.runScript(script, ['lost'], [], client))),
+    deadlines.withDeadline(new deadlines.Deadline(700), () => elapsed(() => client.get('plain'))),
+    // The connection is reset while both are in flight (a crash, a failover).
+    new Promise((resolve) => setTimeout(resolve, 150)).then(() => server.kill()),
+  ]);
+  console.log(`connection lost at ~150 ms: plain GET failed after ${Math.round(plain.ms)} ms, deadline script after ${Math.round(scripted.ms)} ms`);
+  // Whether the script ran is unknown to the client: it says so only once Redis would refuse it anyway.
+  expect(lib.isRedisUnavailable(scripted.outcome)).toBe(true);
+  expect(scripted.ms).toBeGreaterThanOrEqual(690);
+  // A read has nothing to hold back.
+  expect(lib.isRedisUnavailable(plain.outcome)).toBe(true);
+  expect(plain.ms).toBeLessThan(600);
+  expect(performance.now() - started).toBeLessThan(1500);
+  await server.restart();
+});
