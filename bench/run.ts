@@ -16,6 +16,7 @@ async function main(): Promise<void> {
       ['likes', () => import('./likes')],
       ['lock', () => import('./lock')],
       ['popular-items', () => import('./popular-items')],
+      ['popular-items-scale', () => import('./popular-items-scale')],
       ['cold-start', () => import('./cold-start')],
     ];
     const only = process.argv.slice(2);
