@@ -89,7 +89,11 @@ export function createPostAuthors(client: RedisClient, database: Queryable, maxE
   }
 
   return {
-    authorOf: (postId) => cache.fetch(postId),
+    // A hit answers from the LRU without fetch()'s bookkeeping: this is every warm like.
+    authorOf: (postId) => {
+      const known = cache.get(postId);
+      return known !== undefined ? Promise.resolve(known) : cache.fetch(postId);
+    },
     reload(postId) {
       let pending = reloading.get(postId);
       if (!pending) {
