@@ -25,6 +25,10 @@ export async function migrate(database: Database, dir = migrationsDir): Promise<
     const version = file.replace(/\.sql$/, '');
     const statements = splitStatements(await readFile(join(dir, file), 'utf8'));
     const ran = await database.transaction(async (tx) => {
+      // Migration 005 gives the database a short lock_timeout for requests; a
+      // runner waiting for another's advisory lock (two stacks starting at
+      // once), or a migration waiting for a table lock, must not fail on it.
+      await tx.query("SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)");
       await tx.query('SELECT pg_advisory_xact_lock(:lock)', { lock: MIGRATION_LOCK });
       const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = :version', { version });
       if (done.rows.length > 0) return false;
