@@ -67,6 +67,13 @@ module.exports = async ({ resolveVariable }) => {
   const securityGroupIds = list(await param('vpcSecurityGroupIds'));
   const inVpc = subnetIds.length > 0;
   const tracing = flag(await param('tracing'));
+  const tracingLayerArn = await param('tracingLayerArn');
+  if (tracing && !tracingLayerArn) {
+    // lib/platform/tracing requires the Tracer at run time; no bundle carries it.
+    throw new Error(
+      'tracing=true needs tracingLayerArn: the Powertools for AWS Lambda (TypeScript) layer, e.g. arn:aws:lambda:<region>:094274105915:layer:AWSLambdaPowertoolsTypeScriptV2:<version>',
+    );
+  }
   const redisAuthParameter = await param('redisAuthParameter');
   const alarmTopicArn = await param('alarmTopicArn');
   const namespace = await param('metricsNamespace');
@@ -114,6 +121,7 @@ module.exports = async ({ resolveVariable }) => {
       });
     }
     if (tracing) statements.push({ Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' });
+    if (tracing) extensions[functionId(name)] = { Properties: { Layers: [tracingLayerArn] } };
     Resources[roleId(name)] = {
       Type: 'AWS::IAM::Role',
       Properties: {

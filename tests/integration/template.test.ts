@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import JSZip from 'jszip';
 import { projectRoot } from '../../local/env';
 import packageJson from '../../package.json';
 
@@ -31,8 +32,12 @@ const [, ...scriptArgs] = packageJson.scripts['package:prod'].split(' ');
 const params = Object.fromEntries(
   scriptArgs.filter((arg) => arg.startsWith('--param=')).map((arg) => arg.slice('--param='.length).split(/=(.*)/s).slice(0, 2) as [string, string]),
 );
-// The VPC run also names the Redis AUTH token's SSM parameter (read at cold start).
+// The VPC run also names the Redis AUTH token's SSM parameter (read at cold
+// start) and turns tracing on.
+const powertoolsLayer = 'arn:aws:lambda:ap-northeast-2:094274105915:layer:AWSLambdaPowertoolsTypeScriptV2:40';
 const vpcParams = [
+  '--param=tracing=true',
+  `--param=tracingLayerArn=${powertoolsLayer}`,
   '--param=vpcSubnetIds=subnet-aaa,subnet-bbb',
   '--param=vpcSecurityGroupIds=sg-fn',
   '--param=vpcId=vpc-123',
@@ -40,6 +45,9 @@ const vpcParams = [
 ];
 /** The functions that connect to Redis, and so may read its token. */
 const REDIS_USERS: string[] = ['health', 'like', 'unlike', 'like-status', 'charge', 'pay', 'popular-items', 'evict-popular-items', 'sync-likes'];
+
+/** The bundled code of every zip, by function. */
+const bundles = new Map<string, string>();
 
 async function packageTemplate(extra: string[]): Promise<Template> {
   const outDir = await mkdtemp(join(tmpdir(), 'template-'));
@@ -51,6 +59,11 @@ async function packageTemplate(extra: string[]): Promise<Template> {
       env: { ...process.env, ESBUILD_WORK_FOLDER: workFolder },
       maxBuffer: 16 * 1024 * 1024,
     });
+    for (const file of (await readdir(outDir)).filter((name) => name.endsWith('.zip'))) {
+      const zip = await JSZip.loadAsync(await readFile(join(outDir, file)));
+      const code = await Promise.all(Object.values(zip.files).filter((f) => f.name.endsWith('.js')).map((f) => f.async('string')));
+      bundles.set(file.replace(/\.zip$/, ''), code.join('\n'));
+    }
     return JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')).Resources as Template;
   } catch (error) {
     const { stdout, stderr, message } = error as { stdout?: string; stderr?: string; message: string };
@@ -143,7 +156,8 @@ describe('IAM', () => {
     for (const { name, role, fn } of functionsWithRoles(inVpc)) {
       const actions = statementsOf(role).flatMap((s) => asList(s.Action));
       const ssm = REDIS_USERS.includes(name) ? ['ssm:GetParameter'] : [];
-      expect({ name, actions: [...actions].sort() }).toEqual({ name, actions: [...CALLS[name]!, ...ENI, ...ssm].sort() });
+      const xray = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+      expect({ name, actions: [...actions].sort() }).toEqual({ name, actions: [...CALLS[name]!, ...ENI, ...ssm, ...xray].sort() });
       const parameter = statementsOf(role).find((s) => asList(s.Action).includes('ssm:GetParameter'));
       if (parameter) {
         expect(parameter.Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/likes/prod/redis-auth' });
@@ -151,6 +165,20 @@ describe('IAM', () => {
       expect(fn.Properties.VpcConfig).toEqual({ SecurityGroupIds: ['sg-fn'], SubnetIds: ['subnet-aaa', 'subnet-bbb'] });
     }
   });
+});
+
+it('traces only when asked, with the Powertools layer that carries the (unbundled) Tracer', () => {
+  for (const { name, fn } of functionsWithRoles(plain)) {
+    expect({ name, tracing: fn.Properties.TracingConfig, layers: fn.Properties.Layers }).toEqual({ name, tracing: undefined, layers: undefined });
+    expect(statementsOf(functionsWithRoles(plain).find((f) => f.name === name)!.role).flatMap((s) => asList(s.Action))).not.toContain('xray:PutTraceSegments');
+  }
+  for (const { name, fn } of functionsWithRoles(inVpc)) {
+    expect({ name, tracing: fn.Properties.TracingConfig, layers: fn.Properties.Layers }).toEqual({ name, tracing: { Mode: 'Active' }, layers: [powertoolsLayer] });
+    expect(fn.Properties.Environment.Variables.TRACING_ENABLED).toBe('true');
+  }
+  // The X-Ray SDK (captureHTTPsGlobal is one of its functions) stays out of every zip.
+  expect(bundles.size).toBeGreaterThan(0);
+  for (const [name, code] of bundles) expect({ name, xraySdk: code.includes('captureHTTPsGlobal') }).toEqual({ name, xraySdk: false });
 });
 
 describe('HTTP API', () => {
