@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import Redis, { Cluster, ReplyError, type ClusterOptions, type Command, type RedisOptions } from 'ioredis';
 import { config } from './config';
-import { currentDeadline, type Deadline } from './deadline';
+import { currentDeadline } from './deadline';
 import { isRedisUnavailable as isUnavailable, redisReplyCode } from './dependency-errors';
 import { logger } from './logger';
 
@@ -52,15 +52,14 @@ export async function closeRedis(): Promise<void> {
 }
 
 /**
- * A client with this module's settings, for code that needs a connection of
- * its own (tests, tools); the instance's shared one is redis().
+ * A new client with this module's settings, for code that needs a connection
+ * of its own (tests, tools); the instance's shared one is redis().
  */
-export function createClient(overrides: { url?: string } = {}): RedisClient {
-  const { url: configuredUrl, cluster, keyPrefix, connectTimeoutMs, commandTimeoutMs } = config().redis;
-  const url = overrides.url ?? configuredUrl;
+export function createClient(): RedisClient {
+  const { url, cluster, keyPrefix, connectTimeoutMs, commandTimeoutMs } = config().redis;
   const options: RedisOptions = {
     connectTimeout: connectTimeoutMs,
-    // Timers are per command here (DeadlineRedis), from the request's deadline.
+    // Each command gets its own timer from the request's deadline (guardedSend).
     commandTimeout: undefined,
     // A command that was in flight when the connection closed fails at once
     // (deadline scripts: at their timer), instead of waiting for reconnects.
@@ -114,7 +113,7 @@ function createCluster(url: string, redisOptions: RedisOptions, commandTimeoutMs
 /** What ioredis sends itself while a connection is being set up (before `ready`). */
 const HANDSHAKE = new Set(['auth', 'hello', 'select', 'info', 'client', 'readonly', 'cluster']);
 
-const isWriteScriptCommand = (command: Command): boolean =>
+const isDeadlineScript = (command: Command): boolean =>
   (command.name === 'evalsha' && deadlineShas.has(String(command.args[0]))) ||
   (command.name === 'eval' && deadlineShas.has(sha1(String(command.args[0]))));
 
@@ -139,7 +138,7 @@ interface Guarded {
  */
 function guardedSend(owner: Guarded, command: Command, send: () => unknown, passThrough: boolean): unknown {
   const timeoutMs = Math.max(1, Math.floor(Math.min(owner.commandTimeoutMs, currentDeadline().remainingMs())));
-  const holdFailures = isWriteScriptCommand(command);
+  const holdFailures = isDeadlineScript(command);
   const settle = command.reject;
   let sent = false;
   let held: Error | undefined;
