@@ -170,6 +170,18 @@ describe("strategy 'notify'", () => {
     expect(lease.leaseMs).toBeGreaterThan(400);
   });
 
+  it('never sets a lease, nor a handed-over one, beyond the request deadline', async () => {
+    const key = freshKey();
+    const held = await withDeadline(new Deadline(800), () => acquireLock(key, { leaseMs: 60_000 }));
+    expect(await redis().pttl(key)).toBeLessThanOrEqual(800);
+    const waiting = withDeadline(new Deadline(1500), () => acquireLock(key, { leaseMs: 60_000, handoverLeaseMs: 60_000, waitBudgetMs: 5000 }));
+    await until(async () => (await queueLength(key)) === 1);
+    await releaseLock(held);
+    const lease = await waiting;
+    expect(lease.leaseMs).toBeLessThanOrEqual(1500);
+    expect(await redis().pttl(key)).toBeLessThanOrEqual(1500);
+  });
+
   it('a waiter that gives up leaves the queue, and a lock handed to it meanwhile goes on to the next', async () => {
     const key = freshKey();
     const held = await acquireLock(key, { leaseMs: 10_000 });
