@@ -76,7 +76,10 @@ function correlationOf(invocation: Invocation): Pick<InvocationKeys, 'correlatio
  * counted (ScheduledRunFailed, which an alarm watches) and thrown on, for the
  * Scheduler's retry policy and then its dead-letter queue.
  */
-export function scheduledHandler<T>(name: string, fn: () => Promise<T>): (event?: unknown, context?: Context) => Promise<T> {
+export function scheduledHandler<T>(
+  name: string,
+  fn: (context: Context | undefined) => Promise<T>,
+): (event?: unknown, context?: Context) => Promise<T> {
   return (_event, context) =>
     observe(
       { context, route: name },
@@ -84,7 +87,7 @@ export function scheduledHandler<T>(name: string, fn: () => Promise<T>): (event?
       (outcome) => ('error' in outcome ? { outcome: 'failed', error: outcome.error } : { outcome: 'ok' }),
       async () => {
         try {
-          return await fn();
+          return await fn(context);
         } catch (error) {
           metric('ScheduledRunFailed');
           throw error;
