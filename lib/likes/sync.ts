@@ -3,6 +3,7 @@ import syncTrimSource from '../../lua/likes-sync-trim.lua';
 import { config } from '../platform/config';
 import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
+import { metric } from '../platform/metrics';
 import { luaScript, redis, runScript, type RedisClient } from '../platform/redis';
 import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
 
@@ -250,8 +251,13 @@ async function applyGroup(
     for (const mark of marks) {
       if (!moved.has(mark.b)) continue; // another sync recorded this bucket first: the next round sees its state
       trims.set(mark.b, { bucket: mark.b, epoch: mark.epoch, seq: mark.seq, id: mark.id });
-      applied += changes.filter((change) => change.b === mark.b).length;
+      const bucketChanges = changes.filter((change) => change.b === mark.b);
+      applied += bucketChanges.length;
+      // How long the oldest change waited to become durable: what a Redis loss would have cost.
+      const oldest = Math.min(...bucketChanges.map((change) => change.t));
+      if (Number.isFinite(oldest)) metric('LikeSyncLagMs', Math.max(0, Date.now() - oldest));
     }
+    if (applied > 0) metric('LikesSynced', applied);
     await options.afterCommit?.();
   }
   // After the commit only: a trimmed change must be in the record.
