@@ -1,5 +1,6 @@
 import {
   balanceOf,
+  insertItem,
   insertPost,
   insertUser,
   is2xx,
@@ -35,6 +36,8 @@ it('is 503 fast while Redis is down and serves again soon after it restarts empt
   await insertUser(pg, author);
   await insertPost(pg, post, author);
   await insertUser(pg, charger, 1000);
+  const item = 201;
+  await insertItem(pg, item, 10, 100);
 
   expect((await stack.like(post, 1000)).status).toBe(200);
   expect((await stack.charge(charger, 1)).status).toBe(200);
@@ -47,21 +50,23 @@ it('is 503 fast while Redis is down and serves again soon after it restarts empt
   const rounds = [];
   for (let round = 0; round < 2; round++) {
     const likers = Array.from({ length: 5 }, (_, i) => 2000 + round * 10 + i);
-    const [likes, charges, reads, health] = await Promise.all([
+    const [likes, charges, pays, reads, health] = await Promise.all([
       Promise.all(likers.map((user) => stack.like(post, user).then((answer) => ({ user, answer })))),
       Promise.all([2, 4].map((amount) => stack.charge(charger, amount * (round + 1)).then((answer) => ({ amount: amount * (round + 1), answer })))),
+      Promise.all([stack.pay(charger, [{ itemId: item, quantity: 1 }])]),
       Promise.all([stack.popular(charger)]),
       Promise.all([stack.health()]),
     ]);
-    rounds.push({ likes, charges, reads, health });
+    rounds.push({ likes, charges, pays, reads, health });
     console.log(
-      `down, round ${round}: likes ${summary(likes.map((l) => l.answer))}; charges ${summary(charges.map((c) => c.answer))}; ` +
+      `down, round ${round}: likes ${summary(likes.map((l) => l.answer))}; charges ${summary(charges.map((c) => c.answer))}; pays ${summary(pays)}; ` +
         `popular-items ${summary(reads)}; health ${summary(health)}`,
     );
   }
   const likes = rounds.flatMap((r) => r.likes);
   const charges = rounds.flatMap((r) => r.charges);
-  for (const { answer } of [...likes, ...charges]) {
+  const pays = rounds.flatMap((r) => r.pays);
+  for (const answer of [...likes.map((l) => l.answer), ...charges.map((c) => c.answer), ...pays]) {
     expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
     expect(isUnavailableProblem(answer)).toBe(true);
   }
@@ -80,6 +85,8 @@ it('is 503 fast while Redis is down and serves again soon after it restarts empt
   const restartedAt = performance.now();
   const served = await untilServed(() => stack.like(post, 3000));
   const charged = await untilServed(() => stack.charge(charger, 64));
+  const paid = await untilServed(() => stack.pay(charger, [{ itemId: item, quantity: 1 }]));
+  expect(paid.answer.ms).toBeLessThan(500);
   console.log(
     `after the restart: first like served at ${Math.round(served.afterMs)} ms (${served.tries} tries), ` +
       `next charge ${charged.answer.status} in ${Math.round(charged.answer.ms)} ms, ${Math.round(performance.now() - restartedAt)} ms after the restart`,
@@ -91,8 +98,13 @@ it('is 503 fast while Redis is down and serves again soon after it restarts empt
 
   // Nothing answered 503 took effect: no charge, and none of those likes.
   const after = await balanceOf(pg, charger);
-  expect(after.balance).toBe(before.balance + charges.filter((c) => is2xx(c.answer)).reduce((sum, c) => sum + c.amount, 0) + 64);
+  expect(after.balance).toBe(before.balance + charges.filter((c) => is2xx(c.answer)).reduce((sum, c) => sum + c.amount, 0) + 64 - 10);
   expect(after.charges).toBe(before.charges + 1);
+  const { rows } = await pg.query<{ stock: number; orders: number }>(
+    'SELECT stock, (SELECT count(*)::int FROM orders WHERE user_id = $2) AS orders FROM items WHERE id = $1',
+    [item, charger],
+  );
+  expect(rows[0]).toEqual({ stock: 99, orders: 1 });
   for (const { user } of likes) {
     expect({ user, likedByMe: (await stack.likeStatus(post, user)).body.likedByMe }).toEqual({ user, likedByMe: false });
   }
