@@ -125,6 +125,20 @@ it('answers everything fast while Redis is frozen, and nothing refused takes eff
   console.log(`first like served ${Math.round(served.afterMs)} ms after the resume (${served.tries} tries)`);
   expect(performance.now() - resumedAt).toBeLessThan(ANSWER_BOUND_MS);
 
+  // What the refused charges left in Redis: no lock, no running marker.
+  const inspect = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await inspect.connect();
+    const { pointLockKey } = await import('../../lib/points/points');
+    const lockKey = `${process.env.REDIS_KEY_PREFIX}${pointLockKey(charger)}`;
+    const left = (await inspect.keys(`${process.env.REDIS_KEY_PREFIX}*{u:${charger}}*`)).map((key) => key.slice(process.env.REDIS_KEY_PREFIX!.length));
+    console.log(`keys of the charger after the thaw: ${left.sort().join(' ')}`);
+    expect(await inspect.exists(lockKey)).toBe(0);
+    expect(left.filter((key) => key.startsWith('idem:'))).toEqual([]);
+  } finally {
+    inspect.disconnect();
+  }
+
   // The charger's next charge is served at normal speed: no lock left behind
   // by a refused charge (a lease would hold it for POINT_LOCK_LEASE_MS).
   const next = await stack.charge(charger, 64);
