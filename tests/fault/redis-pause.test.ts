@@ -181,6 +181,8 @@ it('answers everything fast while Redis is frozen, and nothing refused takes eff
     // Evidence that requests did reach the frozen Redis and were refused there when it thawed.
     const errors = await raw.info('errorstats');
     console.log(`redis errorstats after the thaw: ${errors.split('\r\n').filter((line) => line.startsWith('errorstat_')).join(' ') || 'none'}`);
+    // At least wave 0's likes were written to the frozen server: without the deadline check they would have counted.
+    expect(Number(/errorstat_EXPIRED:count=(\d+)/.exec(errors)?.[1] ?? 0)).toBeGreaterThanOrEqual(10);
   } finally {
     raw.disconnect();
   }
