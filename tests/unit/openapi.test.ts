@@ -53,6 +53,15 @@ it('is refused by the same validator when broken (the check is real)', async () 
   expect((await validateWithSeriousme(broken)).valid).toBe(false);
 });
 
+const committed = join(__dirname, '..', '..', 'lib', 'openapi', 'openapi.json');
+
+it('is what functions/openapi serves: lib/openapi/openapi.json, regenerated whenever a schema changes', () => {
+  const generated = `${JSON.stringify(document, null, 2)}\n`;
+  // UPDATE_OPENAPI=1 npx jest tests/unit/openapi.test.ts rewrites it.
+  if (process.env.UPDATE_OPENAPI) writeFileSync(committed, generated);
+  expect(readFileSync(committed, 'utf8')).toBe(generated);
+});
+
 it('documents every route serverless.yml serves, and no other', () => {
   const served = servedRoutes();
   expect(served.length).toBeGreaterThanOrEqual(10);
