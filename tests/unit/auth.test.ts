@@ -99,9 +99,11 @@ describe('on stage local', () => {
 });
 
 describe('outside stage local', () => {
+  const dataApiEndpoint = process.env.DATA_API_ENDPOINT;
   afterEach(() => {
     process.env.STAGE = 'local';
     delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+    if (dataApiEndpoint !== undefined) process.env.DATA_API_ENDPOINT = dataApiEndpoint;
   });
 
   /** lib/platform/auth with a fresh config(), read from the environment as it is now. */
@@ -118,6 +120,9 @@ describe('outside stage local', () => {
     ['stage local in real Lambda', { STAGE: 'local', AWS_LAMBDA_FUNCTION_NAME: 'svc-local-like' }],
   ])('ignores a local token on %s and reads the claims the authorizer verified', async (_, env) => {
     Object.assign(process.env, env);
+    // Set by the integration tests' global setup when both projects run; a
+    // deployed stage refuses it (lib/platform/config), and none would have it.
+    delete process.env.DATA_API_ENDPOINT;
     const authCallerId = await freshCallerId();
     const local = withAuthorization(`Bearer ${await createLocalToken(42)}`);
     // A fresh module set has its own error classes: match the code.
