@@ -146,7 +146,7 @@ export function createDatabase(target: DataApiTarget): Database {
             await abortableSleep(Math.min(250 * 2 ** attempt, 2000, resumeLeft), abort.signal);
             if (!abort.signal.aborted) continue;
           }
-          if (abort.signal.aborted || isUnavailable(error)) {
+          if (abort.signal.aborted || isDatabaseUnavailable(error)) {
             const mayHaveRun = !ranNothing(error) || abort.signal.aborted;
             logger.warn('database unavailable', { operation, mayHaveRun, afterMs: Math.round(performance.now() - started), error: (error as Error).message });
             throw new DatabaseUnavailableError(mayHaveRun && name !== 'DatabaseResumingException', {
@@ -229,17 +229,6 @@ function toParameter(name: string, value: SqlValue): SqlParameter {
   }
 }
 
-/**
- * The shared list (lib/platform/dependency-errors), plus the SDK's wrapping
- * of errors from another realm (jest's): a plain Error whose message is all
- * that is left, e.g. "AWS SDK error wrapper for TimeoutError: socket hang up".
- */
-function isUnavailable(error: unknown): boolean {
-  if (isDatabaseUnavailable(error)) return true;
-  const message = typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : undefined;
-  return typeof message === 'string' && WRAPPED_UNAVAILABLE.test(message);
-}
-const WRAPPED_UNAVAILABLE = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN)\b|socket hang up|error wrapper for (TimeoutError|AbortError)/;
 
 /**
  * Errors that prove the request never reached a database that could run it.

@@ -62,6 +62,13 @@ function redisMatch(error: Described): boolean {
   return REDIS_CLIENT_MESSAGES.some((text) => message.includes(text)) || redisReplyCode(message) !== undefined;
 }
 
+/**
+ * The SDK's wrapping of an error from another realm (jest's): a plain Error
+ * whose message is all that is left, e.g. "AWS SDK error wrapper for
+ * TimeoutError: socket hang up".
+ */
+const SDK_WRAPPED_UNAVAILABLE = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN)\b|socket hang up|error wrapper for (TimeoutError|AbortError)/;
+
 function databaseMatch(error: Described): boolean {
   if (typeof error.name === 'string' && DATABASE_ERROR_NAMES.has(error.name)) return true;
   const status = error.$metadata?.httpStatusCode;
@@ -69,6 +76,8 @@ function databaseMatch(error: Described): boolean {
 }
 
 const networkMatch = (error: Described) => typeof error.code === 'string' && NETWORK_CODES.has(error.code);
+/** Only where the error is known to come from the Data API client: the message alone names no dependency. */
+const sdkWrappedMatch = (error: Described) => typeof error.message === 'string' && SDK_WRAPPED_UNAVAILABLE.test(error.message);
 
 /**
  * Follows `cause` a few links, by loop rather than recursion: a chain is
@@ -92,7 +101,7 @@ export function isRedisUnavailable(error: unknown): boolean {
 
 /** Does this error mean "the database cannot be reached right now"? (lib/platform/db may use this list.) */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  return anyInChain(error, (e) => databaseMatch(e) || networkMatch(e));
+  return anyInChain(error, (e) => databaseMatch(e) || networkMatch(e) || sdkWrappedMatch(e));
 }
 
 /**
