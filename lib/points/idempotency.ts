@@ -8,6 +8,7 @@ import { IdempotencyInProgressError, IdempotencyKeyReusedError } from '../platfo
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
 import { logger } from '../platform/logger';
 import { luaScript, runScript, type RedisClient } from '../platform/redis';
+import { idempotencyMarkerKey } from './keys';
 
 /**
  * Idempotency-Key (API.md), scoped to (user, route, key).
@@ -130,14 +131,14 @@ const releaseScript = luaScript('idempotencyRelease', 1, releaseSource);
  * decides.
  */
 export async function withRunningMarker<T>(
-  scope: string,
+  userId: number,
   idempotency: IdempotencyKey | undefined,
   ttlMs: number,
   client: RedisClient,
   fn: () => Promise<T>,
 ): Promise<T> {
   if (!idempotency) return fn();
-  const marker = `idem:${scope}:${idempotency.route}:${idempotency.key}`;
+  const marker = idempotencyMarkerKey(userId, idempotency.route, idempotency.key);
   const owner = `${idempotency.requestHash} ${randomBytes(12).toString('hex')}`;
   const running = await runScript<string | null>(claimScript, [marker], [owner, Math.max(1, Math.floor(ttlMs))], client);
   if (running !== null) {

@@ -22,9 +22,5 @@ export const userTag = (userId: number): string => `{u:${userId}}`;
 /** The user's point lock, shared by charge and pay: one lock per user, not per operation. */
 export const pointLockKey = (userId: number): string => `lock:${userTag(userId)}`;
 
-/**
- * The "still running" marker of a user's Idempotency-Key on a route. Today
- * lib/points/idempotency builds the same name from userTag(); it should take
- * it from here.
- */
+/** The "still running" marker of a user's Idempotency-Key on a route. */
 export const idempotencyMarkerKey = (userId: number, route: string, key: string): string => `idem:${userTag(userId)}:${route}:${key}`;

@@ -17,7 +17,7 @@ import {
 } from './idempotency';
 import { LockLostError, raiseFence, withLock, type LockOptions } from '../platform/lock';
 import { redis, type RedisClient } from '../platform/redis';
-import { pointLockKey, userTag } from './keys';
+import { pointLockKey } from './keys';
 
 export { pointLockKey } from './keys';
 
@@ -230,7 +230,7 @@ export async function changeBalance<Body>(
   const lockKey = pointLockKey(request.userId);
   const underLock = () =>
     withLock(lockKey, (lease) => applyOnce(database, request.userId, lease.fence, apply), { ...deps.lock, client, remainingTimeMs });
-  const verdict = await withRunningMarker(userTag(request.userId), request.idempotency, markerTtlMs, client, async () => {
+  const verdict = await withRunningMarker(request.userId, request.idempotency, markerTtlMs, client, async () => {
     const first = await underLock();
     if (first.outcome !== 'stale_fence' || first.lock_fence === null) return first;
     // users.lock_fence is ahead of every token this lock has issued since:

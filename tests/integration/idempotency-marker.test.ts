@@ -31,33 +31,33 @@ function held(): { started: Promise<void>; release(): void; fn: () => Promise<st
 it('answers a duplicate 409 with Retry-After while the first runs, 422 for another body, and frees the key after', async () => {
   const idem = key();
   const first = held();
-  const running = withRunningMarker('{u:1}', idem, 5000, redis(), first.fn);
+  const running = withRunningMarker(1, idem, 5000, redis(), first.fn);
   await first.started;
-  const duplicate = await withRunningMarker('{u:1}', idem, 5000, redis(), async () => 'twice').catch((error: Error) => error);
+  const duplicate = await withRunningMarker(1, idem, 5000, redis(), async () => 'twice').catch((error: Error) => error);
   expect(duplicate).toBeInstanceOf(IdempotencyInProgressError);
   expect(problem(duplicate as IdempotencyInProgressError).headers).toMatchObject({ 'retry-after': '1' });
-  const other = await withRunningMarker('{u:1}', { ...idem, requestHash: requestHash({ amount: 2 }) }, 5000, redis(), async () => 'x').catch((e: Error) => e);
+  const other = await withRunningMarker(1, { ...idem, requestHash: requestHash({ amount: 2 }) }, 5000, redis(), async () => 'x').catch((e: Error) => e);
   expect(other).toBeInstanceOf(IdempotencyKeyReusedError);
   first.release();
   expect(await running).toBe('done');
   expect(await raw.exists(markerOf('{u:1}', idem))).toBe(0);
-  expect(await withRunningMarker('{u:1}', idem, 5000, redis(), async () => 'again')).toBe('again');
+  expect(await withRunningMarker(1, idem, 5000, redis(), async () => 'again')).toBe('again');
 });
 
 it('is deleted only by its owner: a request whose marker expired leaves the next one’s alone', async () => {
   const idem = key();
   const slow = held();
-  const first = withRunningMarker('{u:2}', idem, 50, redis(), slow.fn);
+  const first = withRunningMarker(2, idem, 50, redis(), slow.fn);
   await slow.started;
   await new Promise((resolve) => setTimeout(resolve, 80)); // its marker expired
   const second = held();
-  const secondRun = withRunningMarker('{u:2}', idem, 5000, redis(), second.fn);
+  const secondRun = withRunningMarker(2, idem, 5000, redis(), second.fn);
   await second.started;
   slow.release();
   await first;
   // The first one's release did not delete the second's marker.
   expect(await raw.get(markerOf('{u:2}', idem))).toMatch(new RegExp(`^${idem.requestHash} [0-9a-f]+$`));
-  await expect(withRunningMarker('{u:2}', idem, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyInProgressError);
+  await expect(withRunningMarker(2, idem, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyInProgressError);
   second.release();
   await secondRun;
   expect(await raw.exists(markerOf('{u:2}', idem))).toBe(0);
@@ -66,7 +66,7 @@ it('is deleted only by its owner: a request whose marker expired leaves the next
 it('sets nothing when the claim reaches Redis after the request gave up', async () => {
   const idem = key();
   // A deadline that is already past the skew margin: Redis refuses the claim (EXPIRED, a 503).
-  const outcome = await withDeadline(new Deadline(0), () => withRunningMarker('{u:3}', idem, 5000, redis(), async () => 'ran')).catch((e: Error) => e);
+  const outcome = await withDeadline(new Deadline(0), () => withRunningMarker(3, idem, 5000, redis(), async () => 'ran')).catch((e: Error) => e);
   expect(outcome).toBeInstanceOf(Error);
   expect((outcome as Error).message).toMatch(/EXPIRED|timed out/);
   expect(await raw.exists(markerOf('{u:3}', idem))).toBe(0);
@@ -75,9 +75,9 @@ it('sets nothing when the claim reaches Redis after the request gave up', async 
 it('treats a marker written before nonces (the bare hash) as another request running', async () => {
   const idem = key();
   await raw.set(markerOf('{u:4}', idem), idem.requestHash, 'PX', 5000);
-  await expect(withRunningMarker('{u:4}', idem, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyInProgressError);
+  await expect(withRunningMarker(4, idem, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyInProgressError);
   const otherBody = { ...idem, requestHash: requestHash({ amount: 9 }) };
-  await expect(withRunningMarker('{u:4}', otherBody, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+  await expect(withRunningMarker(4, otherBody, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
 });
 
 it('recognizes a re-run of the same claim (a command re-sent after a reconnect) as its own', async () => {
