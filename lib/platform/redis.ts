@@ -4,6 +4,7 @@ import { config } from './config';
 import { currentDeadline } from './deadline';
 import { isRedisUnavailable as isUnavailable, redisReplyCode } from './dependency-errors';
 import { logger } from './logger';
+import { redisAuthToken } from './secrets';
 
 /**
  * The one Redis client of a Lambda instance, created on first use and reused
@@ -74,6 +75,9 @@ export function createClient(): RedisClient {
     retryStrategy: (attempt) => Math.min(attempt * 100, RECONNECT_MAX_DELAY_MS),
     reconnectOnError: (error) => (redisReplyCode(error.message) === 'READONLY' || redisReplyCode(error.message) === 'LOADING' ? 1 : false),
     keyPrefix,
+    // Deployed stages read the AUTH token from SSM at cold start (lib/platform/secrets):
+    // it never sits in REDIS_URL or the environment.
+    ...(redisAuthToken() !== undefined ? { password: redisAuthToken() } : {}),
   };
   const created: RedisClient = cluster ? createCluster(url, options, commandTimeoutMs) : new DeadlineRedis(url, options, commandTimeoutMs);
   let lastError = '';
@@ -104,7 +108,7 @@ function createCluster(url: string, redisOptions: RedisOptions, commandTimeoutMs
       keyPrefix: undefined,
       tls,
       username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
-      password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+      password: redisAuthToken() ?? (parsed.password ? decodeURIComponent(parsed.password) : undefined),
     },
   };
   return new DeadlineCluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], options, commandTimeoutMs);
