@@ -1,8 +1,8 @@
--- The miss path of cache-aside: a hit is read with a plain LRANGE, never
+-- The miss path of cache-aside: a hit is read with a plain HGET, never
 -- this script. It elects the one caller that fills a missing value, and
 -- registers the fill lock with the group so an eviction drops it too (a fill
 -- that started before an eviction must not store what it read before it).
--- KEYS[1]: the value key (a list); KEYS[2]: its fill lock; KEYS[3]: the
+-- KEYS[1]: the value key (a hash); KEYS[2]: its fill lock; KEYS[3]: the
 -- group's registry set (all in one hash slot)
 -- ARGV[1]: the request's cutoff (epoch ms, put there by runScript);
 -- ARGV[2]: this caller's lock token; ARGV[3]: lock lifetime in ms

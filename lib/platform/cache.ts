@@ -15,10 +15,10 @@ import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } fro
  * one caller fills the value under a short lock while the others poll for it,
  * and load it themselves only past a small wait budget.
  *
- * A value is a list of strings, so a caller can read a prefix of it: a hit
- * is one plain LRANGE, no script and no decoding here (a feature stores
- * pre-encoded parts and joins them). A list is never empty, so an empty
- * reply means a miss.
+ * A value is a hash of encoded strings filled all at once, of which a caller
+ * reads one field: a hit is one plain HGET, no script and no decoding here,
+ * so a feature can store each answer it may give already encoded (popular
+ * items keep one body per limit) and send it as it is.
  *
  * Values are grouped (one group per feature); a group's keys share one hash
  * tag, so a script can touch all of them on a cluster, and a registry set
@@ -35,7 +35,7 @@ import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } fro
  */
 
 const getOrLockScript = luaScript('cacheGetOrLock', 3, getOrLockSource, { deadline: true });
-const fillScript = luaScript('cacheFillList', 3, fillSource, { deadline: true });
+const fillScript = luaScript('cacheFillHash', 3, fillSource, { deadline: true });
 /** lib/platform/lock's holder-only release: the fill lock's value is its holder's random token too. */
 const releaseScript = luaScript('lockRelease', 1, releaseSource);
 const evictScript = luaScript('cacheEvict', 1, evictSource);
@@ -84,48 +84,46 @@ class RedisTooSlowError extends Error {
 }
 
 /**
- * The first `count` elements of the cached list of `entry`, or of `load()`'s
- * list (at least one element), stored for the next caller. Round trips to
- * Redis: one on a hit (LRANGE); three on a miss (read, lock, store and
- * unlock); a waiter adds one per poll.
+ * Field `field` of the cached hash of `entry`, or of `load()`'s (at least
+ * one field), stored for the next caller; undefined when the value has no
+ * such field. Round trips to Redis: one on a hit (HGET); three on a miss
+ * (read, lock, store and unlock); a waiter adds one per poll.
  */
-export async function cachedList(
+export async function cachedField(
   entry: CacheEntry,
-  count: number,
-  load: () => Promise<string[]>,
+  field: string,
+  load: () => Promise<Record<string, string>>,
   options: CacheOptions = {},
-): Promise<string[]> {
+): Promise<string | undefined> {
   const client = options.redis ?? redis();
   const deadline = currentDeadline();
-  const keys = cacheKeys(entry.group);
-  const valueKey = keys.value(entry.variant);
+  const valueKey = cacheKeys(entry.group).value(entry.variant);
   const where = { group: entry.group, variant: entry.variant }; // for the logs
-  const fromSource = async () => (await load()).slice(0, count);
 
   if (DISCONNECTED.has(client.status) || (skipUntil.get(client) ?? 0) > performance.now()) {
     // Redis was lost (the client is reconnecting in the background) or just
     // failed to answer: each command would wait out its timeout only to fail.
     logger.debug('cache skipped, loading from the source', { ...where, status: client.status });
-    return fromSource();
+    return (await load())[field];
   }
   try {
-    const hit = await bounded(client.lrange(valueKey, 0, count - 1), deadline);
-    if (hit.length > 0) return hit;
+    const hit = await bounded(client.hget(valueKey, field), deadline);
+    if (hit !== null) return hit;
   } catch (error) {
     failed(client, error, where);
-    return fromSource();
+    return (await load())[field];
   }
-  return fill(client, deadline, entry, count, load, options.settings ?? config().cache);
+  return fill(client, deadline, entry, field, load, options.settings ?? config().cache);
 }
 
 async function fill(
   client: RedisClient,
   deadline: Deadline,
   entry: CacheEntry,
-  count: number,
-  load: () => Promise<string[]>,
+  field: string,
+  load: () => Promise<Record<string, string>>,
   settings: CacheSettings,
-): Promise<string[]> {
+): Promise<string | undefined> {
   const keys = cacheKeys(entry.group);
   const valueKey = keys.value(entry.variant);
   const lockKey = keys.lock(entry.variant);
@@ -134,16 +132,18 @@ async function fill(
   // Waiting is bounded twice: by the budget, and by the request's deadline,
   // leaving the source half of what is left.
   const waitUntil = performance.now() + Math.min(settings.waitBudgetMs, deadline.remainingMs() / 2);
-  const fromSource = async () => (await load()).slice(0, count);
+  const fromSource = async () => (await load())[field];
 
   for (;;) {
     let reply: number;
     try {
       reply = await bounded(runScript<number>(getOrLockScript, [valueKey, lockKey, keys.registry], [token, settings.lockTtlMs], client), deadline);
       if (reply === 2) {
-        const filled = await bounded(client.lrange(valueKey, 0, count - 1), deadline);
-        if (filled.length > 0) return filled;
-        // Evicted between the two reads: elect a filler again.
+        // Filled meanwhile; a missing field stays missing (the value is filled whole).
+        const filled = await bounded(client.hget(valueKey, field), deadline);
+        if (filled !== null) return filled;
+        if (await bounded(client.exists(valueKey), deadline)) return undefined;
+        // Evicted between the reads: elect a filler again.
       }
     } catch (error) {
       failed(client, error, where);
@@ -158,10 +158,10 @@ async function fill(
     if (reply === 0) await sleep(settings.pollIntervalMs);
   }
 
-  let value: string[];
+  let value: Record<string, string>;
   try {
     value = await load();
-    if (value.length === 0) throw new Error(`cache ${entry.group}: load() returned an empty list, which would read as a miss`);
+    if (Object.keys(value).length === 0) throw new Error(`cache ${entry.group}: load() returned no fields, which would read as a miss`);
   } catch (error) {
     // One extra round trip, on failure only: the next waiter takes over now
     // instead of waiting out the lock's lifetime.
@@ -170,12 +170,15 @@ async function fill(
   }
   const ttlMs = entry.ttlMs() + Math.floor(Math.random() * settings.ttlJitterMs);
   try {
-    const stored = await bounded(runScript<number>(fillScript, [valueKey, keys.registry, lockKey], [ttlMs, token, ...value], client), deadline);
+    const stored = await bounded(
+      runScript<number>(fillScript, [valueKey, keys.registry, lockKey], [ttlMs, token, ...Object.entries(value).flat()], client),
+      deadline,
+    );
     if (stored === 0) logger.info('cache fill dropped: the lock expired or the group was evicted meanwhile', where);
   } catch (error) {
     failed(client, error, where, 'cache write failed, answering uncached');
   }
-  return value.slice(0, count);
+  return value[field];
 }
 
 /** Drops every cached value of `group` at once; returns how many keys there were. Idempotent. */

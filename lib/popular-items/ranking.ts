@@ -3,11 +3,13 @@ import { logger } from '../platform/logger';
 import { storeDays } from './rollup';
 
 /**
- * The ranking itself: one statement over the daily rollup (./rollup), with the
- * window's days that are not rolled up (not over yet by the database's clock,
- * or forgotten after a late write) counted from the orders in the same
- * statement. A ranking that had to count a finished day from the orders then
- * stores it, so the next one reads the rollup.
+ * The ranking itself, over the daily rollup (./rollup): usually one pruned
+ * statement that reads only the top of each day; when it cannot prove its
+ * answer, a second one that sums the rollup in full and counts the window's
+ * days that are not rolled up (not over yet by the database's clock, or
+ * forgotten after a late write) from the orders. A ranking that had to count
+ * a finished day from the orders then stores it, so the next one reads the
+ * rollup.
  */
 
 export interface RankedRow {

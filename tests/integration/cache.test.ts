@@ -1,10 +1,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import Redis from 'ioredis';
-import { cachedList, cacheKeys, evictGroup, type CacheSettings } from '../../lib/platform/cache';
+import { cachedField, cacheKeys, evictGroup, type CacheSettings } from '../../lib/platform/cache';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { closeRedis, redis } from '../../lib/platform/redis';
 
-/** lib/platform/cache against real Redis: the list cache-aside, its lock, its deadlines and group eviction. */
+/** lib/platform/cache against real Redis: the hash cache-aside, its lock, its deadlines and group eviction. */
 
 const settings: CacheSettings = { lockTtlMs: 5000, waitBudgetMs: 10_000, pollIntervalMs: 10, ttlJitterMs: 1000 };
 const HOUR = 3_600_000;
@@ -13,56 +13,58 @@ const newGroup = () => `g${++groupSeq}`;
 const entryOf = (group: string, variant = 'a') => ({ group, variant, ttlMs: () => HOUR });
 
 /** A loader of `value` that records its calls. */
-const loaderOf = (value: string[]) => jest.fn(async () => value);
+const loaderOf = (value: Record<string, string>) => jest.fn(async () => value);
+/** A value of one field, 'f'. */
+const one = (value: string) => ({ f: value });
 
 afterAll(async () => {
   await closeRedis();
 });
 
-describe('cachedList', () => {
-  it('loads once, then answers from Redis, a prefix of the list as asked', async () => {
+describe('cachedField', () => {
+  it('loads once, then answers any field from Redis', async () => {
     const group = newGroup();
-    const load = loaderOf(['h', 'a', 'b', 'c']);
+    const load = loaderOf({ a: 'A', b: 'B' });
 
-    expect(await cachedList(entryOf(group), 2, load, { settings })).toEqual(['h', 'a']);
-    expect(await cachedList(entryOf(group), 3, load, { settings })).toEqual(['h', 'a', 'b']);
-    expect(await cachedList(entryOf(group), 10, load, { settings })).toEqual(['h', 'a', 'b', 'c']);
+    expect(await cachedField(entryOf(group), 'a', load, { settings })).toBe('A');
+    expect(await cachedField(entryOf(group), 'b', load, { settings })).toBe('B');
+    expect(await cachedField(entryOf(group), 'c', load, { settings })).toBeUndefined();
     expect(load).toHaveBeenCalledTimes(1);
 
     const keys = cacheKeys(group);
-    expect(await redis().lrange(keys.value('a'), 0, -1)).toEqual(['h', 'a', 'b', 'c']);
+    expect(await redis().hgetall(keys.value('a'))).toEqual({ a: 'A', b: 'B' });
     expect(await redis().exists(keys.lock('a'))).toBe(0);
   });
 
-  it('answers a hit with one plain LRANGE: no script, nothing else', async () => {
+  it('answers a hit with one plain HGET: no script, nothing else', async () => {
     const group = newGroup();
-    await cachedList(entryOf(group), 2, loaderOf(['h', 'x']), { settings });
+    await cachedField(entryOf(group), 'f', loaderOf(one('x')), { settings });
     const client = redis();
     const sent = jest.spyOn(client, 'sendCommand');
 
-    expect(await cachedList(entryOf(group), 2, loaderOf(['other']), { settings })).toEqual(['h', 'x']);
+    expect(await cachedField(entryOf(group), 'f', loaderOf(one('other')), { settings })).toBe('x');
 
-    expect(sent.mock.calls.map(([command]) => command.name)).toEqual(['lrange']);
+    expect(sent.mock.calls.map(([command]) => command.name)).toEqual(['hget']);
     sent.mockRestore();
   });
 
   it('keeps variants apart', async () => {
     const group = newGroup();
-    expect(await cachedList(entryOf(group, 'a'), 1, loaderOf(['A']), { settings })).toEqual(['A']);
-    expect(await cachedList(entryOf(group, 'b'), 1, loaderOf(['B']), { settings })).toEqual(['B']);
-    expect(await cachedList(entryOf(group, 'a'), 1, loaderOf(['other']), { settings })).toEqual(['A']);
+    expect(await cachedField(entryOf(group, 'a'), 'f', loaderOf(one('A')), { settings })).toBe('A');
+    expect(await cachedField(entryOf(group, 'b'), 'f', loaderOf(one('B')), { settings })).toBe('B');
+    expect(await cachedField(entryOf(group, 'a'), 'f', loaderOf(one('other')), { settings })).toBe('A');
   });
 
-  it('stores a long list whole (pushed in batches)', async () => {
+  it('stores a large hash whole (written in batches)', async () => {
     const group = newGroup();
-    const long = Array.from({ length: 1234 }, (_, i) => String(i));
-    await cachedList(entryOf(group), 1, loaderOf(long), { settings });
-    expect(await redis().lrange(cacheKeys(group).value('a'), 0, -1)).toEqual(long);
+    const large = Object.fromEntries(Array.from({ length: 1234 }, (_, i) => [`k${i}`, String(i)]));
+    await cachedField(entryOf(group), 'k0', loaderOf(large), { settings });
+    expect(await redis().hgetall(cacheKeys(group).value('a'))).toEqual(large);
   });
 
   it('expires values after their TTL plus at most the jitter, and registers them for eviction', async () => {
     const group = newGroup();
-    await cachedList(entryOf(group), 1, loaderOf(['1']), { settings });
+    await cachedField(entryOf(group), 'f', loaderOf(one('1')), { settings });
     const keys = cacheKeys(group);
 
     const ttl = await redis().pttl(keys.value('a'));
@@ -77,25 +79,25 @@ describe('cachedList', () => {
     const group = newGroup();
     const load = jest.fn(async () => {
       await new Promise((resolve) => setTimeout(resolve, 50)); // a query in flight while the others arrive
-      return ['v'];
+      return one('v');
     });
-    const answers = await Promise.all(Array.from({ length: 50 }, () => cachedList(entryOf(group), 1, load, { settings })));
-    expect(answers).toEqual(Array(50).fill(['v']));
+    const answers = await Promise.all(Array.from({ length: 50 }, () => cachedField(entryOf(group), 'f', load, { settings })));
+    expect(answers).toEqual(Array(50).fill('v'));
     expect(load).toHaveBeenCalledTimes(1);
   });
 
   it('propagates a failed load and frees the lock, so the next caller loads at once', async () => {
     const group = newGroup();
-    await expect(cachedList(entryOf(group), 1, () => Promise.reject(new Error('db down')), { settings })).rejects.toThrow('db down');
+    await expect(cachedField(entryOf(group), 'f', () => Promise.reject(new Error('db down')), { settings })).rejects.toThrow('db down');
     expect(await redis().exists(cacheKeys(group).lock('a'))).toBe(0);
     expect(await redis().exists(cacheKeys(group).value('a'))).toBe(0);
 
-    expect(await cachedList(entryOf(group), 1, loaderOf(['v']), { settings })).toEqual(['v']);
+    expect(await cachedField(entryOf(group), 'f', loaderOf(one('v')), { settings })).toBe('v');
   });
 
-  it('refuses to store an empty list, which would read as a miss', async () => {
+  it('refuses to store an empty hash, which would read as a miss', async () => {
     const group = newGroup();
-    await expect(cachedList(entryOf(group), 1, loaderOf([]), { settings })).rejects.toThrow('empty list');
+    await expect(cachedField(entryOf(group), 'f', loaderOf({}), { settings })).rejects.toThrow('no fields');
     expect(await redis().exists(cacheKeys(group).lock('a'))).toBe(0);
   });
 
@@ -103,11 +105,11 @@ describe('cachedList', () => {
     const group = newGroup();
     const keys = cacheKeys(group);
     await redis().set(keys.lock('a'), 'a filler that died', 'PX', 60_000);
-    const load = loaderOf(['v']);
+    const load = loaderOf(one('v'));
 
-    const answer = await cachedList(entryOf(group), 1, load, { settings: { ...settings, waitBudgetMs: 50 } });
+    const answer = await cachedField(entryOf(group), 'f', load, { settings: { ...settings, waitBudgetMs: 50 } });
 
-    expect(answer).toEqual(['v']);
+    expect(answer).toBe('v');
     expect(load).toHaveBeenCalledTimes(1);
     // Only the lock holder writes: the stuck filler's lock is left alone.
     expect(await redis().exists(keys.value('a'))).toBe(0);
@@ -118,36 +120,36 @@ describe('cachedList', () => {
     const group = newGroup();
     const load = jest.fn(async () => {
       await evictGroup(group); // midnight, while this filler was reading the database
-      return ['read before the eviction'];
+      return one('read before the eviction');
     });
 
-    expect(await cachedList(entryOf(group), 1, load, { settings })).toEqual(['read before the eviction']);
+    expect(await cachedField(entryOf(group), 'f', load, { settings })).toBe('read before the eviction');
 
     const keys = cacheKeys(group);
     expect(await redis().exists(keys.value('a'), keys.lock('a'))).toBe(0);
-    expect(await cachedList(entryOf(group), 1, loaderOf(['fresh']), { settings })).toEqual(['fresh']);
+    expect(await cachedField(entryOf(group), 'f', loaderOf(one('fresh')), { settings })).toBe('fresh');
   });
 
   it('stores nothing when the fill reaches Redis after the request gave up', async () => {
     const group = newGroup();
     const slowLoad = jest.fn(async () => {
       await new Promise((resolve) => setTimeout(resolve, 400));
-      return ['late'];
+      return one('late');
     });
 
     // 300 ms left, less the clock-skew margin at Redis: the fill arrives after the cutoff.
-    const answer = await withDeadline(new Deadline(300), () => cachedList(entryOf(group), 1, slowLoad, { settings }));
+    const answer = await withDeadline(new Deadline(300), () => cachedField(entryOf(group), 'f', slowLoad, { settings }));
 
-    expect(answer).toEqual(['late']);
+    expect(answer).toBe('late');
     expect(await redis().exists(cacheKeys(group).value('a'))).toBe(0);
   });
 
   it('answers from the source when Redis cannot be reached', async () => {
     // Nothing listens on port 1; with no retry strategy the client gives up by itself, leaving nothing to close.
     const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null }).on('error', () => {});
-    const load = loaderOf(['from the source', 'x']);
+    const load = loaderOf({ f: 'from the source', g: 'x' });
 
-    expect(await cachedList(entryOf(newGroup()), 1, load, { redis: down, settings })).toEqual(['from the source']);
+    expect(await cachedField(entryOf(newGroup()), 'f', load, { redis: down, settings })).toBe('from the source');
     expect(load).toHaveBeenCalledTimes(1);
   });
 
@@ -157,9 +159,9 @@ describe('cachedList', () => {
     await lost.connect().catch(() => undefined);
     expect(lost.status).toBe('reconnecting');
     const send = jest.spyOn(lost, 'sendCommand');
-    const load = loaderOf(['from the source']);
+    const load = loaderOf(one('from the source'));
 
-    expect(await cachedList(entryOf(newGroup()), 1, load, { redis: lost, settings })).toEqual(['from the source']);
+    expect(await cachedField(entryOf(newGroup()), 'f', load, { redis: lost, settings })).toBe('from the source');
     expect(load).toHaveBeenCalledTimes(1);
     expect(send).not.toHaveBeenCalled();
     lost.disconnect();
@@ -181,15 +183,15 @@ describe('cachedList', () => {
       const { port } = server.address() as { port: number };
       const paused = new Redis({ port, host: '127.0.0.1', enableReadyCheck: false, commandTimeout: 300, maxRetriesPerRequest: 0 }).on('error', () => {});
       await new Promise((resolve) => paused.once('ready', resolve));
-      const load = loaderOf(['from the source']);
+      const load = loaderOf(one('from the source'));
       try {
         let started = performance.now();
-        expect(await cachedList(entryOf(newGroup()), 1, load, { redis: paused, settings })).toEqual(['from the source']);
+        expect(await cachedField(entryOf(newGroup()), 'f', load, { redis: paused, settings })).toBe('from the source');
         expect(performance.now() - started).toBeLessThan(1000);
 
         const send = jest.spyOn(paused, 'sendCommand');
         started = performance.now();
-        expect(await cachedList(entryOf(newGroup()), 1, load, { redis: paused, settings })).toEqual(['from the source']);
+        expect(await cachedField(entryOf(newGroup()), 'f', load, { redis: paused, settings })).toBe('from the source');
         expect(performance.now() - started).toBeLessThan(100);
         expect(send).not.toHaveBeenCalled();
       } finally {
@@ -204,8 +206,8 @@ describe('cachedList', () => {
       await new Promise((resolve) => paused.once('ready', resolve));
       try {
         const started = performance.now();
-        const answer = await withDeadline(new Deadline(400), () => cachedList(entryOf(newGroup()), 1, loaderOf(['v']), { redis: paused, settings }));
-        expect(answer).toEqual(['v']);
+        const answer = await withDeadline(new Deadline(400), () => cachedField(entryOf(newGroup()), 'f', loaderOf(one('v')), { redis: paused, settings }));
+        expect(answer).toBe('v');
         expect(performance.now() - started).toBeLessThan(350);
       } finally {
         paused.disconnect();
@@ -217,23 +219,23 @@ describe('cachedList', () => {
 describe('evictGroup', () => {
   it('drops every value of the group and nothing else, and is harmless to repeat', async () => {
     const [group, other] = [newGroup(), newGroup()];
-    for (const variant of ['a', 'b', 'c']) await cachedList(entryOf(group, variant), 1, loaderOf([variant]), { settings });
-    await cachedList(entryOf(other), 1, loaderOf(['kept']), { settings });
+    for (const variant of ['a', 'b', 'c']) await cachedField(entryOf(group, variant), 'f', loaderOf(one(variant)), { settings });
+    await cachedField(entryOf(other), 'f', loaderOf(one('kept')), { settings });
 
     expect(await evictGroup(group)).toBe(3);
     const keys = cacheKeys(group);
     expect(await redis().exists(keys.value('a'), keys.value('b'), keys.value('c'), keys.registry)).toBe(0);
-    expect(await redis().lrange(cacheKeys(other).value('a'), 0, -1)).toEqual(['kept']);
+    expect(await redis().hget(cacheKeys(other).value('a'), 'f')).toBe('kept');
 
     expect(await evictGroup(group)).toBe(0);
-    const load = loaderOf(['fresh']);
-    expect(await cachedList(entryOf(group), 1, load, { settings })).toEqual(['fresh']);
+    const load = loaderOf(one('fresh'));
+    expect(await cachedField(entryOf(group), 'f', load, { settings })).toBe('fresh');
     expect(load).toHaveBeenCalledTimes(1);
   });
 
   it('deletes a large group in batches', async () => {
     const group = newGroup();
-    for (let i = 0; i < 1200; i++) await cachedList(entryOf(group, String(i)), 1, loaderOf([String(i)]), { settings });
+    for (let i = 0; i < 1200; i++) await cachedField(entryOf(group, String(i)), 'f', loaderOf(one(String(i))), { settings });
     expect(await evictGroup(group)).toBe(1200);
   });
 });
