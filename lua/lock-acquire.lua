@@ -15,9 +15,13 @@
 -- ARGV[8]: ms a queued waiter may stay silent past its next check before its
 --   entry lapses (a waiter that died must not be handed the lock for long);
 -- ARGV[9]: the longest a queued waiter sleeps between checks, ms.
+-- ARGV[10]: the most waiters one lock queues (a per-user cap on concurrent
+--   point requests); 0: no cap.
 -- Reply: {fence, 0, lease ms} when the caller holds the lock (taken now, or
 --        taken by an earlier run of this same call, or handed over to it and
---        not yet collected), or {0, ms left on the current lease, 0}.
+--        not yet collected), {0, ms left on the current lease, 0}, or
+--        {-1, ms left on the current lease, 0} when the queue is full and the
+--        caller was not queued.
 local now = redis.call('TIME')
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
   return redis.error_reply('EXPIRED the request gave up before this ran')
@@ -76,10 +80,15 @@ local function hand_over(head, lease_until, handover)
   redis.call('PEXPIRE', mailbox, lease)
 end
 
+-- False, writing nothing, when the queue is full and the caller not in it.
 local function enqueue(held_for)
   -- The waiter checks again after min(its wait, the lease it saw, ARGV[9]).
   local entry_ms = math.min(tonumber(ARGV[5]), held_for, tonumber(ARGV[9])) + tonumber(ARGV[8])
   if not redis.call('LPOS', queue, token) then
+    local cap = tonumber(ARGV[10])
+    if cap > 0 and redis.call('LLEN', queue) >= cap then
+      return false
+    end
     redis.call('RPUSH', queue, token)
   end
   redis.call('HSET', times, token, string.format('%.0f:%.0f:%d', now_ms + entry_ms, now_ms + tonumber(ARGV[6]), tonumber(ARGV[7])))
@@ -88,6 +97,7 @@ local function enqueue(held_for)
     redis.call('PEXPIRE', queue, entry_ms)
     redis.call('PEXPIRE', times, entry_ms)
   end
+  return true
 end
 
 local function withdraw()
@@ -108,7 +118,7 @@ if value then
   -- PTTL -1: no TTL, so nobody would ever free it (a stray SET, a PERSIST):
   -- stale, taken over below.
   if held_for >= 0 then
-    if tonumber(ARGV[5]) > 0 then enqueue(held_for) end
+    if tonumber(ARGV[5]) > 0 and not enqueue(held_for) then return {-1, held_for, 0} end
     return {0, held_for, 0}
   end
 end
@@ -119,7 +129,7 @@ if head and head ~= token then
   -- theirs, in order.
   hand_over(head, lease_until, handover)
   local held_for = redis.call('PTTL', lock)
-  if tonumber(ARGV[5]) > 0 then enqueue(held_for) end
+  if tonumber(ARGV[5]) > 0 and not enqueue(held_for) then return {-1, held_for, 0} end
   return {0, held_for, 0}
 end
 if head then withdraw() end

@@ -115,6 +115,13 @@ const schema = z.object({
   /** How a request waits for the user's lock: 'notify' (queued, handed over), 'spin' (polling), 'fail-fast'. */
   POINT_LOCK_STRATEGY: z.enum(['notify', 'spin', 'fail-fast']).default('notify'),
   /**
+   * The per-user cap on point requests waiting for the lock ('notify'): one
+   * more is refused 409 LOCK_TIMEOUT by its acquire call alone. 256 is past
+   * what the wait budget can serve (8 s at 20-40 ms a holder), so a normal
+   * burst never meets it; a client flooding one user does. 0: no cap.
+   */
+  POINT_LOCK_MAX_WAITERS: z.coerce.number().int().min(0).default(256),
+  /**
    * How long a request waits for the user's lock before 409 LOCK_TIMEOUT.
    * Room for a burst of ~200 requests of one user served one at a time at
    * 20-40 ms each (one Data API call), leaving the statement 7 s of the
@@ -184,7 +191,7 @@ export interface Config {
   tracing: boolean;
   businessTimeZone: string;
   deadline: { safetyMarginMs: number; clockSkewMarginMs: number; defaultBudgetMs: number };
-  pointLock: { leaseMs: number; waitBudgetMs: number; strategy: 'notify' | 'spin' | 'fail-fast' };
+  pointLock: { leaseMs: number; waitBudgetMs: number; strategy: 'notify' | 'spin' | 'fail-fast'; maxWaiters: number };
   idempotency: { markerTtlMs: number; retentionDays: number };
   cache: {
     lockTtlMs: number;
@@ -277,7 +284,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       clockSkewMarginMs: e.CLOCK_SKEW_MARGIN_MS,
       defaultBudgetMs: e.DEFAULT_REQUEST_BUDGET_MS,
     },
-    pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS, strategy: e.POINT_LOCK_STRATEGY },
+    pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS, strategy: e.POINT_LOCK_STRATEGY, maxWaiters: e.POINT_LOCK_MAX_WAITERS },
     idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS, retentionDays: e.IDEMPOTENCY_RETENTION_DAYS },
     cache: {
       lockTtlMs: e.CACHE_LOCK_TTL_MS,

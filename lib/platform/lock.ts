@@ -8,6 +8,7 @@ import { config } from './config';
 import { currentDeadline } from './deadline';
 import { LockTimeoutError } from './errors';
 import { logger } from './logger';
+import { metric } from './metrics';
 import { notificationAvailable, waitForMail } from './lock/mailbox';
 import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from './redis';
 
@@ -147,6 +148,12 @@ export interface LockOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** 'notify': the lease of a lock handed to this waiter until it renews it. */
   handoverLeaseMs?: number;
+  /**
+   * 'notify': the most requests one lock queues; past it a request is
+   * refused at once (LockTimeoutError) by the same acquire call, touching
+   * Redis once and the database never. 0: no cap.
+   */
+  maxWaiters?: number;
 }
 
 /**
@@ -171,6 +178,7 @@ function settingsOf(options: LockOptions): Settings {
     remainingTimeMs: options.remainingTimeMs ?? unlimited,
     backoff: options.backoff ?? DEFAULT_BACKOFF,
     handoverLeaseMs: Math.min(options.handoverLeaseMs ?? DEFAULT_HANDOVER_LEASE_MS, leaseMs),
+    maxWaiters: options.maxWaiters ?? config().pointLock.maxWaiters,
   };
 }
 
@@ -202,6 +210,7 @@ function runAcquire(key: string, token: string, settings: Settings, queueForMs: 
       Math.max(1, Math.min(settings.handoverLeaseMs, holdable)),
       SILENT_WAITER_MS,
       settings.handoverLeaseMs,
+      settings.maxWaiters,
     ],
     settings.client,
   );
@@ -284,6 +293,9 @@ async function acquireWith(key: string, settings: Settings): Promise<Lease> {
         held = true;
         return leaseOf(key, token, fence, grantedMs);
       }
+      if (fence === -1) {
+        throw new LockTimeoutError(`${settings.maxWaiters} requests are already waiting for this lock`, Math.max(1, Math.ceil(heldForMs / 1000)));
+      }
       queued ||= queues;
       const left = waitEnd - performance.now();
       if (strategy === 'fail-fast' || left <= 0) {
@@ -342,7 +354,9 @@ async function acquireWith(key: string, settings: Settings): Promise<Lease> {
  */
 export async function withLock<T>(key: string, fn: (lease: Lease) => Promise<T>, options: LockOptions = {}): Promise<T> {
   const settings = settingsOf(options);
+  const waitStarted = performance.now();
   const lease = await acquireWith(key, settings);
+  metric('LockWaitMs', performance.now() - waitStarted);
   const renewal = keepRenewed(lease, settings);
   try {
     return await fn(lease);

@@ -212,6 +212,28 @@ describe("strategy 'notify'", () => {
     expect(await queueLength(key)).toBe(0);
   });
 
+  it('caps the waiters of one lock: one more is refused at once by its single acquire call, and the queued ones are still served', async () => {
+    const key = freshKey();
+    const holder = await acquireLock(key, { leaseMs: 10_000 });
+    const waiters = [1, 2].map(() => acquireLock(key, { maxWaiters: 2, waitBudgetMs: 10_000 }));
+    await until(async () => (await queueLength(key)) === 2);
+    // A client of its own, whose commands this test counts as they are sent.
+    const client = instance();
+    await client.ping();
+    const sent: string[] = [];
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+      sent.push(command.name);
+      return (send as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as typeof client.sendCommand;
+    await expect(acquireLock(key, { client, maxWaiters: 2, waitBudgetMs: 10_000 })).rejects.toBeInstanceOf(LockTimeoutError);
+    expect(sent.filter((name) => name !== 'script')).toHaveLength(1);
+    expect(await queueLength(key)).toBe(2);
+    await releaseLock(holder);
+    for (const waiter of waiters) await releaseLock(await waiter);
+    expect(await queueLength(key)).toBe(0);
+  });
+
   it('a waiter that died in the queue holds the next one up for about one handover lease at most', async () => {
     const key = freshKey();
     const held = await acquireLock(key, { leaseMs: 10_000 });
@@ -305,7 +327,7 @@ describe('deadline scripts', () => {
     const script = luaScript('lockAcquire', 4, acquireSource, { deadline: true });
     const token = randomUUID();
     const run = () =>
-      runScript<[number, number, number]>(script, [key, `${key}:fence`, `${key}:q`, `${key}:qt`], [5000, 60_000, token, 1000, 5000, 1000, 300, 1000]);
+      runScript<[number, number, number]>(script, [key, `${key}:fence`, `${key}:q`, `${key}:qt`], [5000, 60_000, token, 1000, 5000, 1000, 300, 1000, 0]);
     const [first] = await run();
     const [again] = await run();
     expect(first).toBeGreaterThan(0);
@@ -367,7 +389,7 @@ describe('the queue against a model', () => {
         };
         for (const step of ops) {
           if (step.kind === 'acquire') {
-            const [fence] = await runScript<[number]>(acquire, keysOf, [60_000, 60_000, tokens[step.who] as string, 60_000, 60_000, 60_000, 60_000, 60_000]);
+            const [fence] = await runScript<[number]>(acquire, keysOf, [60_000, 60_000, tokens[step.who] as string, 60_000, 60_000, 60_000, 60_000, 60_000, 0]);
             if (holder === step.who) {
               expect(fence).toBe(lastFence);
             } else if (holder === null && (queue.length === 0 || queue[0] === step.who)) {
