@@ -16,6 +16,7 @@ import {
   type Reply,
 } from './idempotency';
 import { LockLostError, raiseFence, withLock, type LockOptions } from '../platform/lock';
+import { metric } from '../platform/metrics';
 import { redis, type RedisClient } from '../platform/redis';
 import { pointLockKey } from './keys';
 
@@ -256,6 +257,7 @@ export async function changeBalance<Body>(
     case 'no_user':
       throw noAccount(request.userId);
     case 'stale_fence':
+      metric('StaleFence');
       throw new LockLostError();
     case 'expired':
       // The statement got its row locks only after its cutoff (rows held by
