@@ -59,7 +59,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise((done) => child.once('exit', done));
         child.kill('SIGKILL');
-        await Promise.race([exited, sleep(2000)]);
+        await Promise.race([exited, sleep(2000, undefined, { ref: false })]);
       }),
     );
     children.clear();
