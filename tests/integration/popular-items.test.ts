@@ -156,7 +156,7 @@ describe('the daily rollup', () => {
     expect(await storedDays()).toEqual(['2024-03-09']);
   });
 
-  it('forgets a stored day when an order of it changes status, moves, or loses a line', async () => {
+  it('forgets a stored day when an order of it changes status or moves, or a line changes or goes', async () => {
     await addItems(1, 2);
     await addOrder('2024-03-09T03:00:00Z', { 1: 2 });
     await addOrder('2024-03-09T04:00:00Z', { 2: 5 });
@@ -168,6 +168,9 @@ describe('the daily rollup', () => {
     await t.pg.query(`UPDATE orders SET created_at = '2024-03-01T03:00:00Z' WHERE created_at = '2024-03-09T03:00:00Z'`);
     expect((await seoul({ days: 1, limit: 5 })).items).toEqual([]);
     expect((await seoul({ days: 10, limit: 5 })).items).toEqual([item(1, 1, 2)]);
+
+    await t.pg.query('UPDATE order_items SET quantity = 6 WHERE item_id = 1');
+    expect((await seoul({ days: 10, limit: 5 })).items).toEqual([item(1, 1, 6)]);
 
     await t.pg.query('DELETE FROM order_items WHERE item_id = 1');
     expect((await seoul({ days: 10, limit: 5 })).items).toEqual([]);
