@@ -4,8 +4,8 @@
 -- KEYS (one hash tag): [1] the author's counter  [2] the author's loaded marker
 --   [3] the rebuild lock  [4] the bucket's change STREAM  [5] the bucket's meta HASH
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] the rebuilder's token
---       [3] the epoch and [4] the last seq applied in the same read as
---       [6] the count  [5] the author id
+--       [3] the epoch and [4] the id of the last entry applied ('' for none),
+--       read in the same statement as [6] the count  [5] the author id
 -- Reply: {1, count} when done; {0} when the lock is no longer this
 -- rebuilder's; {-1} when the sync trimmed changes newer than that read: read
 -- again. Nothing is written unless the reply is {1, count}.
@@ -21,19 +21,31 @@ if redis.call('GET', KEYS[3]) ~= ARGV[2] then
   return { 0 }
 end
 
-local epoch = redis.call('HGET', KEYS[5], 'epoch')
-local trimmed = tonumber(redis.call('HGET', KEYS[5], 'trimmed') or '0')
-local after = 0
-if epoch == ARGV[3] then
-  after = tonumber(ARGV[4])
+local function parse(id)
+  local ms, n = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(n)
 end
-if trimmed > after then
+local function after(a, b)
+  local am, an = parse(a)
+  local bm, bn = parse(b)
+  return am > bm or (am == bm and an > bn)
+end
+
+-- Another epoch in PostgreSQL: none of this stream's changes were applied
+-- when it was read, unless some were trimmed since.
+local epoch = redis.call('HGET', KEYS[5], 'epoch')
+local applied = '0-0'
+if epoch == ARGV[3] and ARGV[4] ~= '' then
+  applied = ARGV[4]
+end
+local trimmed = redis.call('HGET', KEYS[5], 'trimmed') or '0-0'
+if after(trimmed, applied) then
   return { -1 }
 end
 
 local authorId = ARGV[5]
 local count = tonumber(ARGV[6])
-local start = '-'
+local start = '(' .. applied
 while true do
   local entries = redis.call('XRANGE', KEYS[4], start, '+', 'COUNT', 1000)
   for _, entry in ipairs(entries) do
@@ -42,7 +54,7 @@ while true do
     for i = 1, #fields, 2 do
       f[fields[i]] = fields[i + 1]
     end
-    if f.a == authorId and tonumber(f.s) > after then
+    if f.a == authorId then
       count = count + (f.o == '1' and 1 or -1)
     end
   end

@@ -5,15 +5,16 @@
 --   [3] the post's loaded marker  [4] the rebuild lock
 --   [5] the bucket's change STREAM  [6] the bucket's meta HASH
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] the rebuilder's token
---       [3] the epoch and [4] the last seq that PostgreSQL had applied when
---       the rebuild started reading it (likes_sync_state)  [5] the post id
+--       [3] the epoch and [4] the id of the last stream entry that PostgreSQL
+--       had applied when the rebuild started reading it (likes_sync_state;
+--       '' for none)  [5] the post id
 -- Reply: {1, like count} when done; {0} when the lock is no longer this
 -- rebuilder's (nothing written); {-1} when the sync trimmed changes that the
 -- rebuild's read of PostgreSQL did not include: read again (the work set is
 -- dropped, the lock kept).
 --
--- Why replaying from that seq is exact: PostgreSQL changes only by applying
--- stream changes in order, so a (post, user) with no change after the seq
+-- Why replaying from that entry is exact: PostgreSQL changes only by applying
+-- stream changes in order, so a (post, user) with no change after the entry
 -- read first has the same row in every later read, and one with changes ends
 -- as its last change says, whichever pages saw which.
 
@@ -25,21 +26,31 @@ if redis.call('GET', KEYS[4]) ~= ARGV[2] then
   return { 0 }
 end
 
-local epoch = redis.call('HGET', KEYS[6], 'epoch')
-local trimmed = tonumber(redis.call('HGET', KEYS[6], 'trimmed') or '0')
-local after = 0
-if epoch == ARGV[3] then
-  after = tonumber(ARGV[4])
+local function parse(id)
+  local ms, n = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(n)
 end
+local function after(a, b)
+  local am, an = parse(a)
+  local bm, bn = parse(b)
+  return am > bm or (am == bm and an > bn)
+end
+
 -- Another epoch in PostgreSQL: none of this stream's changes were applied
 -- when it was read, unless some were trimmed since.
-if trimmed > after then
+local epoch = redis.call('HGET', KEYS[6], 'epoch')
+local applied = '0-0'
+if epoch == ARGV[3] and ARGV[4] ~= '' then
+  applied = ARGV[4]
+end
+local trimmed = redis.call('HGET', KEYS[6], 'trimmed') or '0-0'
+if after(trimmed, applied) then
   redis.call('DEL', KEYS[1])
   return { -1 }
 end
 
 local postId = ARGV[5]
-local start = '-'
+local start = '(' .. applied
 while true do
   local entries = redis.call('XRANGE', KEYS[5], start, '+', 'COUNT', 1000)
   for _, entry in ipairs(entries) do
@@ -48,7 +59,7 @@ while true do
     for i = 1, #fields, 2 do
       f[fields[i]] = fields[i + 1]
     end
-    if f.p == postId and tonumber(f.s) > after then
+    if f.p == postId then
       if f.o == '1' then
         redis.call('SADD', KEYS[1], f.u)
       else

@@ -12,11 +12,13 @@ CREATE TABLE IF NOT EXISTS post_likes (
 );
 
 -- One row per bucket (lib/likes/keys LIKE_BUCKETS), written in the same
--- transaction as the rows it describes, so "applied" and "recorded" cannot
+-- statement as the rows it describes, so "applied" and "recorded" cannot
 -- disagree: a sync that dies after its commit, or runs twice, or beside
--- another, skips every change up to last_seq. epoch names the incarnation of
--- the bucket's stream: a Redis that lost its data starts numbering again at
--- 1 under a new epoch, and its changes are then new, whatever their number.
+-- another, skips every stream entry up to last_entry_id. epoch names the
+-- incarnation of the bucket's stream: a Redis that lost its data starts a new
+-- stream under a new epoch, and its entries are then new, whatever their ids.
+-- last_seq is the last change's number, kept to notice a Redis that went back
+-- to an older copy (lib/likes/sync).
 CREATE TABLE IF NOT EXISTS likes_sync_state (
   bucket        integer PRIMARY KEY CHECK (bucket >= 0),
   epoch         text NOT NULL DEFAULT '',

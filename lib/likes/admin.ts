@@ -3,6 +3,7 @@ import { redis, type RedisClient } from '../platform/redis';
 import { LIKE_BUCKETS, authorLoadedKey, bucketMetaKey, changesKey, likeSetKey, postLoadedKey, receivedLikesKey } from './keys';
 import { likeStatus, receivedLikes, unloadPost, type LikesDeps } from './likes';
 import { postAuthors } from './post-authors';
+import { entryAfter } from './sync';
 
 /**
  * Operator tools (npm run likes:rebuild, npm run likes:check; the same code
@@ -136,19 +137,19 @@ export async function checkLikes(deps: AdminDeps = defaultDeps()): Promise<Check
 
 /** The net effect of every change not yet in post_likes, per post and per author. */
 async function pendingDeltas(deps: AdminDeps): Promise<{ posts: Map<number, number>; authors: Map<number, number>; total: number }> {
-  const { rows } = await deps.db.query<{ bucket: number; epoch: string; last_seq: number | string }>('SELECT bucket, epoch, last_seq FROM likes_sync_state');
-  const states = new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, seq: Number(row.last_seq) }]));
+  const { rows } = await deps.db.query<{ bucket: number; epoch: string; last_entry_id: string | null }>('SELECT bucket, epoch, last_entry_id FROM likes_sync_state');
+  const states = new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, id: row.last_entry_id ?? '' }]));
   const posts = new Map<number, number>();
   const authors = new Map<number, number>();
   let total = 0;
   for (let bucket = 0; bucket < LIKE_BUCKETS; bucket++) {
     const [epoch, entries] = await Promise.all([deps.redis.hget(bucketMetaKey(bucket), 'epoch'), deps.redis.xrange(changesKey(bucket), '-', '+')]);
     const state = states.get(bucket);
-    const recorded = state && state.epoch === epoch ? state.seq : 0;
-    for (const [, fields] of entries) {
+    const recorded = state && state.epoch === epoch ? state.id : '';
+    for (const [id, fields] of entries) {
       const f: Record<string, string> = {};
       for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-      if (Number(f.s) <= recorded) continue;
+      if (!entryAfter(id, recorded)) continue;
       total++;
       const delta = f.o === '1' ? 1 : -1;
       posts.set(Number(f.p), (posts.get(Number(f.p)) ?? 0) + delta);

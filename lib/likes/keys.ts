@@ -30,7 +30,7 @@
  *                                                    until the sync trims them): fields s (seq), p, u, a, o (1 like,
  *                                                    0 unlike), t (ms)
  *   likes:{lk:b}:meta                        HASH    seq (last change's number), epoch (this stream's
- *                                                    incarnation), trimmed (highest seq trimmed)
+ *                                                    incarnation), trimmed (id of the last entry trimmed)
  * Outside any bucket (read alone, one GET):
  *   post-author:<p>                          STRING  the post's author id, a cache (lib/likes/post-authors)
  *

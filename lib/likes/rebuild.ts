@@ -65,11 +65,12 @@ export interface RebuildDeps {
 
 interface SyncMark {
   epoch: string;
-  seq: number;
+  /** The last stream entry applied to post_likes, '' for none. */
+  id: string;
 }
 
 const POST_PAGE_SQL = `
-SELECT s.epoch, s.last_seq,
+SELECT s.epoch, s.last_entry_id,
        (SELECT string_agg(page.user_id::text, ',' ORDER BY page.user_id)
           FROM (SELECT user_id FROM post_likes
                  WHERE post_id = :postId AND user_id > :after
@@ -80,7 +81,7 @@ SELECT s.epoch, s.last_seq,
 // One statement, so the count and the sync mark are one snapshot: the
 // pending changes replayed on top are exactly those the count lacks.
 const AUTHOR_COUNT_SQL = `
-SELECT s.epoch, s.last_seq,
+SELECT s.epoch, s.last_entry_id,
        (SELECT count(*) FROM post_likes AS l JOIN posts AS p ON p.id = l.post_id
          WHERE p.author_id = :authorId) AS likes
   FROM (SELECT 1) AS one
@@ -135,7 +136,7 @@ async function rebuildPost(authorId: number, postId: number, token: string, deps
   let after = 0;
   let total = 0;
   for (;;) {
-    const { rows } = await deps.db.query<{ epoch: string | null; last_seq: number | string | null; ids: string | null }>(POST_PAGE_SQL, {
+    const { rows } = await deps.db.query<{ epoch: string | null; last_entry_id: string | null; ids: string | null }>(POST_PAGE_SQL, {
       postId,
       after,
       limit: PAGE_SIZE,
@@ -143,7 +144,7 @@ async function rebuildPost(authorId: number, postId: number, token: string, deps
     });
     const row = rows[0];
     // The first page's statement read the mark: it is no later than any page.
-    mark ??= { epoch: row?.epoch ?? '', seq: Number(row?.last_seq ?? 0) };
+    mark ??= { epoch: row?.epoch ?? '', id: row?.last_entry_id ?? '' };
     const ids = row?.ids ? row.ids.split(',') : [];
     for (let first = 0; first < ids.length; first += rebuildChunkSize) {
       const chunk = ids.slice(first, first + rebuildChunkSize);
@@ -155,20 +156,20 @@ async function rebuildPost(authorId: number, postId: number, token: string, deps
     after = Number(ids[ids.length - 1]);
   }
   const keys = [work, likeSetKey(authorId, postId), postLoadedKey(authorId, postId), lock, changesKey(bucket), bucketMetaKey(bucket)];
-  const [status, count] = await runScript<[number, number?]>(finishPostScript, keys, [token, mark.epoch, mark.seq, postId], deps.redis);
+  const [status, count] = await runScript<[number, number?]>(finishPostScript, keys, [token, mark.epoch, mark.id, postId], deps.redis);
   if (status === 1) logger.info('post likes rebuilt from the database', { postId, authorId, fromDatabase: total, likeCount: count });
   return status === 1 ? 'done' : status === 0 ? 'lost' : 'retry';
 }
 
 async function rebuildAuthor(authorId: number, token: string, deps: RebuildDeps): Promise<Outcome> {
   const bucket = bucketOf(authorId);
-  const { rows } = await deps.db.query<{ epoch: string | null; last_seq: number | string | null; likes: number | string }>(AUTHOR_COUNT_SQL, {
+  const { rows } = await deps.db.query<{ epoch: string | null; last_entry_id: string | null; likes: number | string }>(AUTHOR_COUNT_SQL, {
     authorId,
     bucket,
   });
   const row = rows[0];
   const keys = [receivedLikesKey(authorId), authorLoadedKey(authorId), authorRebuildLockKey(authorId), changesKey(bucket), bucketMetaKey(bucket)];
-  const args = [token, row?.epoch ?? '', Number(row?.last_seq ?? 0), authorId, Number(row?.likes ?? 0)];
+  const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', authorId, Number(row?.likes ?? 0)];
   const [status, count] = await runScript<[number, number?]>(finishAuthorScript, keys, args, deps.redis);
   if (status === 1) logger.info('received likes rebuilt from the database', { authorId, receivedLikeCount: count });
   return status === 1 ? 'done' : status === 0 ? 'lost' : 'retry';

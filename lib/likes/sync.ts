@@ -12,14 +12,14 @@ import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
  * streams (lib/likes/keys) into post_likes, the record.
  *
  * Exactly once into the record, whoever runs it and however often:
- * - every change carries its number in its bucket (seq), under the stream's
- *   epoch; likes_sync_state holds, per bucket, the epoch and seq applied last;
- * - one statement (so one transaction, one Data API call) applies a batch and
- *   moves the buckets' state from what this sync read to the batch's last
- *   seq, as a compare-and-set: a bucket whose state another sync moved
- *   meanwhile is not updated, and none of its changes is applied (the
- *   statement's writes are joined to the state rows it updated);
- * - changes are applied only when they follow the recorded seq without a gap;
+ * - every change is a stream entry, ordered by its entry id, under the
+ *   stream's epoch; likes_sync_state holds, per bucket, the epoch and the id
+ *   of the last entry applied;
+ * - one statement (so one transaction, one Data API call) applies the entries
+ *   after that id and moves the buckets' state from what this sync read to
+ *   the batch's last id, as a compare-and-set: a bucket whose state another
+ *   sync moved meanwhile is not updated, and none of its changes is applied
+ *   (the statement's writes are joined to the state rows it updated);
  * - the stream is trimmed only after the commit, and only up to what is
  *   recorded. A sync that dies between the commit and the trim leaves changes
  *   that the next one reads, finds recorded, and only trims; two syncs at once
@@ -29,6 +29,11 @@ import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
  *   row the other sync had just inserted; a failed compare-and-set writes
  *   nothing, and a successful one proves no other sync wrote the bucket after
  *   that snapshot. It also saves the BEGIN, lock and COMMIT calls.
+ * Why entry ids and not the change's seq: ids grow with Redis' clock, and
+ *   stay above the last one even in a stream that lost its tail. After a
+ *   failover to a replica that lagged, seq numbers are issued a second time,
+ *   but new entries still sort after everything recorded, so none is skipped
+ *   (the seq only reports such a fork, see applyGroup).
  * Why no consumer group: the record of what was applied must commit with the
  *   rows (an XACK cannot), and with it the stream itself is the list of
  *   pending changes. A consumer group would split one bucket's changes
@@ -100,23 +105,23 @@ const STATE_SQL = `
 WITH created AS (
   INSERT INTO likes_sync_state (bucket) SELECT generate_series(0, :buckets - 1)
   ON CONFLICT (bucket) DO NOTHING
-  RETURNING bucket, epoch, last_seq
+  RETURNING bucket, epoch, last_seq, last_entry_id
 )
-SELECT bucket, epoch, last_seq FROM created
+SELECT bucket, epoch, last_seq, last_entry_id FROM created
 UNION ALL
-SELECT bucket, epoch, last_seq FROM likes_sync_state WHERE bucket < :buckets`;
+SELECT bucket, epoch, last_seq, last_entry_id FROM likes_sync_state WHERE bucket < :buckets`;
 
 // The writes read "moved", so they run only for the buckets whose state moved
 // from what this sync read (see the module comment).
 const APPLY_SQL = `
 WITH marks AS (
   SELECT * FROM jsonb_to_recordset(CAST(:marks AS jsonb))
-    AS m(b integer, from_epoch text, from_seq bigint, epoch text, seq bigint, id text)
+    AS m(b integer, from_epoch text, from_id text, epoch text, seq bigint, id text)
 ), moved AS (
   UPDATE likes_sync_state AS s
      SET epoch = m.epoch, last_seq = m.seq, last_entry_id = m.id, applied_at = now()
     FROM marks AS m
-   WHERE s.bucket = m.b AND s.epoch = m.from_epoch AND s.last_seq = m.from_seq
+   WHERE s.bucket = m.b AND s.epoch = m.from_epoch AND coalesce(s.last_entry_id, '') = m.from_id
   RETURNING s.bucket
 ), changes AS (
   SELECT c.* FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS c(b integer, p bigint, u bigint, l boolean, t bigint)
@@ -173,9 +178,18 @@ export async function syncLikes(deps: SyncDeps = { redis: redis(), db: db() }, o
   return summary;
 }
 
-async function readStates(database: Queryable): Promise<Map<number, { epoch: string; seq: number }>> {
-  const { rows } = await database.query<{ bucket: number; epoch: string; last_seq: number | string }>(STATE_SQL, { buckets: LIKE_BUCKETS });
-  return new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, seq: Number(row.last_seq) }]));
+interface BucketState {
+  epoch: string;
+  seq: number;
+  /** The last applied entry's id, '' before any. */
+  id: string;
+}
+
+async function readStates(database: Queryable): Promise<Map<number, BucketState>> {
+  const { rows } = await database.query<{ bucket: number; epoch: string; last_seq: number | string; last_entry_id: string | null }>(STATE_SQL, {
+    buckets: LIKE_BUCKETS,
+  });
+  return new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, seq: Number(row.last_seq), id: row.last_entry_id ?? '' }]));
 }
 
 async function readBucket(bucket: number, count: number, client: RedisClient): Promise<BucketRead> {
@@ -207,40 +221,40 @@ function* groups(reads: BucketRead[], batchSize: number): Generator<BucketRead[]
 
 async function applyGroup(
   group: BucketRead[],
-  states: Map<number, { epoch: string; seq: number }>,
+  states: Map<number, BucketState>,
   deps: SyncDeps,
   options: SyncOptions,
 ): Promise<{ applied: number; alreadyApplied: number; statements: number; trims: number }> {
   // Keyed by pair, last change wins: a like then an unlike in one batch ends unliked.
   const finalChanges = new Map<string, Change & { bucket: number }>();
-  const marks: { b: number; from_epoch: string; from_seq: number; epoch: string; seq: number; id: string }[] = [];
+  const marks: { b: number; from_epoch: string; from_id: string; epoch: string; seq: number; id: string }[] = [];
   const trims = new Map<number, Trim>();
   let alreadyApplied = 0;
   for (const read of group) {
-    const state = states.get(read.bucket) ?? { epoch: '', seq: 0 };
+    const state = states.get(read.bucket) ?? { epoch: '', seq: 0, id: '' };
     // Another epoch in the record: this stream started after Redis lost its data, and none of it is recorded.
-    const recorded = state.epoch === read.epoch ? state.seq : 0;
-    const fresh = read.changes.filter((change) => change.seq > recorded);
+    const recorded = state.epoch === read.epoch ? state.id : '';
+    const fresh = read.changes.filter((change) => entryAfter(change.id, recorded));
     alreadyApplied += read.changes.length - fresh.length;
-    const done = read.changes.filter((change) => change.seq <= recorded).at(-1);
+    const done = read.changes.filter((change) => !entryAfter(change.id, recorded)).at(-1);
     // Recorded already (a rerun after a sync died before its trim): only trim.
     if (done) trims.set(read.bucket, { bucket: read.bucket, epoch: read.epoch, seq: done.seq, id: done.id });
     if (fresh.length === 0) continue;
-    if (fresh[0]!.seq !== recorded + 1) {
-      // Changes between the record and this read are missing: applying these
-      // would skip them. Every sync reads from the head and the state is read
-      // after the streams, so this is no race: a stream edited by hand, or a
-      // bug. The bucket waits for an operator (likes:check shows it).
-      logger.error('likes sync: changes missing from a bucket stream; bucket not synced', {
+    if (state.epoch === read.epoch && fresh[0]!.seq <= state.seq) {
+      // Numbers issued twice: Redis went back to an older copy of this bucket
+      // (a failover to a replica that lagged) after later changes had been
+      // synced. The new changes are still applied (their ids sort after), but
+      // Redis lacks the synced ones it lost: likes:check shows them, and
+      // likes:rebuild puts them back.
+      logger.error('likes sync: a bucket stream went back to an older copy; run likes:check', {
         bucket: read.bucket,
-        recordedSeq: recorded,
+        recordedSeq: state.seq,
         firstPendingSeq: fresh[0]!.seq,
       });
-      continue;
     }
     for (const change of fresh) finalChanges.set(`${change.postId}:${change.userId}`, { ...change, bucket: read.bucket });
     const last = fresh.at(-1)!;
-    marks.push({ b: read.bucket, from_epoch: state.epoch, from_seq: state.seq, epoch: read.epoch, seq: last.seq, id: last.id });
+    marks.push({ b: read.bucket, from_epoch: state.epoch, from_id: state.id, epoch: read.epoch, seq: last.seq, id: last.id });
   }
   let applied = 0;
   if (marks.length > 0) {
@@ -262,9 +276,17 @@ async function applyGroup(
   }
   // After the commit only: a trimmed change must be in the record.
   await Promise.all(
-    [...trims.values()].map((trim) => runScript(trimScript, [changesKey(trim.bucket), bucketMetaKey(trim.bucket)], [trim.epoch, trim.seq, trim.id], deps.redis)),
+    [...trims.values()].map((trim) => runScript(trimScript, [changesKey(trim.bucket), bucketMetaKey(trim.bucket)], [trim.epoch, trim.id], deps.redis)),
   );
   return { applied, alreadyApplied, statements: marks.length > 0 ? 1 : 0, trims: trims.size };
+}
+
+/** Does stream entry id `a` ("<ms>-<n>") sort after `b` ('' sorts before every id)? */
+export function entryAfter(a: string, b: string): boolean {
+  if (b === '') return true;
+  const [aMs, aN] = a.split('-').map(Number) as [number, number];
+  const [bMs, bN] = b.split('-').map(Number) as [number, number];
+  return aMs > bMs || (aMs === bMs && aN > bN);
 }
 
 /** Changes waiting in the streams, per bucket with any (likes:check). */

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Redis from 'ioredis';
 import type { Command } from 'ioredis';
 import { checkLikes, rebuildAll } from '../../lib/likes/admin';
-import { bucketOf, changesKey, likeScriptKeys, likeSetKey } from '../../lib/likes/keys';
+import { bucketMetaKey, bucketOf, changesKey, likeScriptKeys, likeSetKey, receivedLikesKey } from '../../lib/likes/keys';
 import likeSource from '../../lua/like.lua';
 import unlikeSource from '../../lua/unlike.lua';
 import { like, likeStatus, receivedLikes, unlike, unloadPost } from '../../lib/likes/likes';
@@ -104,6 +104,29 @@ describe('write-behind', () => {
     expect(await w.recorded(post.postId)).toEqual(users.slice(10));
     expect(await w.raw.xlen(w.prefix + changesKey(bucketOf(post.authorId)))).toBe(0);
     await expectRecordMatchesRedis([post]);
+  });
+
+  it('a Redis that went back to an older copy (a failover to a lagging replica) still has its new changes synced', async () => {
+    const post = await w.insertPost();
+    const [kept, forgotten, later] = [w.freshId(), w.freshId(), w.freshId()];
+    await like(post.postId, kept);
+    await w.sync();
+    await like(post.postId, forgotten);
+    await w.sync();
+    // The replica never got the second like: its copy lacks it, and numbers changes from there again.
+    const meta = w.prefix + bucketMetaKey(bucketOf(post.authorId));
+    await w.raw.hincrby(meta, 'seq', -1);
+    await w.raw.srem(w.prefix + likeSetKey(post.authorId, post.postId), String(forgotten));
+    await w.raw.decr(w.prefix + receivedLikesKey(post.authorId));
+
+    expect(await like(post.postId, later)).toMatchObject({ changed: true, likeCount: 2 });
+    await w.sync();
+    expect(await w.recorded(post.postId)).toEqual([kept, forgotten, later].sort((a, b) => a - b));
+    // Redis lacks a synced like: the check says so, and a rebuild puts it back.
+    expect((await checkLikes()).drift).toContainEqual({ kind: 'post', id: post.postId, redis: 2, expected: 3 });
+    await rebuildAll();
+    expect(await likeStatus(post.postId, forgotten)).toEqual({ postId: post.postId, likeCount: 3, likedByMe: true });
+    expect(await receivedLikes(post.authorId)).toEqual({ userId: post.authorId, receivedLikeCount: 3 });
   });
 
   it('two syncs at once apply every change once', async () => {
