@@ -1,4 +1,3 @@
-import type { Context } from 'aws-lambda';
 import { deadlineOf, withDeadline } from '../lib/platform/deadline';
 import { logger } from '../lib/platform/logger';
 import { scheduledHandler } from '../lib/platform/observability';
@@ -16,14 +15,11 @@ const LAST_ROUND_MS = 10_000;
  * Scheduler's retry policy; whatever it committed stays committed, and what
  * it did not is synced by the next run, exactly once either way.
  */
-export const handler = (event?: unknown, context?: Context): Promise<SyncSummary> => {
+export const handler = scheduledHandler('sync-likes', async (context): Promise<SyncSummary> => {
   // Without a context (npm run sync-likes) it runs until caught up.
   const deadline = context ? deadlineOf(context) : undefined;
-  const run = async () => {
-    const sync = () => syncLikes(undefined, { keepGoing: () => !deadline || deadline.remainingMs() > LAST_ROUND_MS });
-    const summary = deadline ? await withDeadline(deadline, sync) : await sync();
-    logger.info('likes synced to post_likes', { ...summary });
-    return summary;
-  };
-  return scheduledHandler('sync-likes', run)(event, context);
-};
+  const sync = () => syncLikes(undefined, { keepGoing: () => !deadline || deadline.remainingMs() > LAST_ROUND_MS });
+  const summary = deadline ? await withDeadline(deadline, sync) : await sync();
+  logger.info('likes synced to post_likes', { ...summary });
+  return summary;
+});
