@@ -15,9 +15,8 @@
 // It is plain CommonJS on purpose: the framework loads it without a build step.
 
 /**
- * What each function calls. `data`: 'statements' (ExecuteStatement only: every
- * change is one SQL statement, its own transaction) or 'transactions' (also
- * Begin/Commit/Rollback); `redis`: it connects to Redis (so it may read the
+ * What each function calls. `data`: 'none' or 'statements' (ExecuteStatement
+ * only: every change is one SQL statement, its own transaction); `redis`: it connects to Redis (so it may read the
  * Redis secret). `retryWindowSeconds`: how long the Scheduler keeps retrying
  * a failed run of a scheduled function before dead-lettering it.
  */
@@ -33,15 +32,16 @@ const ACCESS = {
   'evict-popular-items': { data: 'statements', redis: true, retryWindowSeconds: 3600 },
   'purge-idempotency-keys': { data: 'statements', redis: false, retryWindowSeconds: 3600 },
   // Runs every minute: a retry older than the next run only repeats it.
-  'sync-likes': { data: 'transactions', redis: true, retryWindowSeconds: 60 },
+  'sync-likes': { data: 'statements', redis: true, retryWindowSeconds: 60 },
   // Serves a document built into its bundle: no database, no Redis.
   openapi: { data: 'none', redis: false },
 };
 
 const DATA_ACTIONS = {
   none: [],
+  // No function opens a transaction: each write is one statement (sync-likes'
+  // batches too), so no role gets the transaction actions.
   statements: ['rds-data:ExecuteStatement'],
-  transactions: ['rds-data:ExecuteStatement', 'rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'],
 };
 
 /** The framework's logical-id spelling of a function name (like-status -> LikeDashstatus). */

@@ -90,11 +90,10 @@ const functionIdOf = (name: string) => `${name.charAt(0).toUpperCase()}${name.sl
 
 const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
 const STATEMENT = ['rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue'];
-const TRANSACTION = ['rds-data:BeginTransaction', 'rds-data:CommitTransaction', 'rds-data:RollbackTransaction'];
 /**
  * What each function calls, written down independently of deploy/resources.js:
  * every balance change, like, ranking and purge is one SQL statement (its own
- * transaction); only sync-likes opens transactions; openapi calls nothing.
+ * transaction), sync-likes' batches too; openapi calls nothing.
  */
 const CALLS: Record<string, string[]> = {
   health: [...LOGS, ...STATEMENT],
@@ -106,7 +105,7 @@ const CALLS: Record<string, string[]> = {
   'popular-items': [...LOGS, ...STATEMENT],
   'evict-popular-items': [...LOGS, ...STATEMENT],
   'purge-idempotency-keys': [...LOGS, ...STATEMENT],
-  'sync-likes': [...LOGS, ...STATEMENT, ...TRANSACTION],
+  'sync-likes': [...LOGS, ...STATEMENT],
   openapi: [...LOGS],
 };
 const ENI = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:UnassignPrivateIpAddresses'];
