@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { querySchema as popularItemsQuery } from '../../functions/popular-items';
 import { idString } from '../platform/http';
 import { orderRequest } from '../points/orders';
@@ -17,7 +17,7 @@ import * as bodies from './schemas';
 type JsonSchema = Record<string, unknown>;
 
 /** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect). */
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'output'): JsonSchema {
+function jsonSchema(schema: z.core.$ZodType, io: 'input' | 'output' = 'output'): JsonSchema {
   // Input side: what a client sends, before transforms (ids in a path are strings).
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
   return rest;
@@ -92,7 +92,7 @@ const queryParameter = (name: keyof typeof queryShape, description: string) => (
   required: false,
   description,
   // The default is applied after the string is read, so it is asked of the schema itself.
-  schema: { ...jsonSchema(queryShape[name], 'input'), default: String(queryShape[name].parse(undefined)) },
+  schema: { ...jsonSchema(queryShape[name], 'input'), default: String(z.parse(queryShape[name], undefined)) },
 });
 
 const ok = (description: string, component: ComponentName, headers?: Record<string, unknown>) => ({

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { idNumber } from '../platform/http';
 
 /**
@@ -8,15 +8,16 @@ import { idNumber } from '../platform/http';
  * document does not name is a mismatch, so the document grows with the API.
  */
 
-const count = z.number().int().min(0);
-const amount = z.number().int().min(0);
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/).describe('YYYY-MM-DD in the business time zone');
+const integer = (min: number) => z.number().check(z.int(), z.minimum(min));
+const count = integer(0);
+const amount = integer(0);
+const day = z.string().check(z.regex(/^\d{4}-\d{2}-\d{2}$/), z.describe('YYYY-MM-DD in the business time zone'));
 
 export const likeChange = (liked: boolean) =>
   z.strictObject({
     postId: idNumber,
     liked: z.literal(liked),
-    changed: z.boolean().describe(liked ? 'true when this request added the like' : 'true when this request removed the like'),
+    changed: z.boolean().check(z.describe(liked ? 'true when this request added the like' : 'true when this request removed the like')),
     likeCount: count,
   });
 
@@ -31,16 +32,16 @@ export const orderReceipt = z.strictObject({
   status: z.literal('PAID'),
   totalAmount: amount,
   balance: amount,
-  items: z.array(z.strictObject({ itemId: idNumber, quantity: z.number().int().min(1), unitPrice: amount })),
+  items: z.array(z.strictObject({ itemId: idNumber, quantity: integer(1), unitPrice: amount })),
 });
 
 export const popularItems = z.strictObject({
-  days: z.number().int().min(1),
-  limit: z.number().int().min(1),
+  days: integer(1),
+  limit: integer(1),
   from: day,
   to: day,
   items: z.array(
-    z.strictObject({ rank: z.number().int().min(1), itemId: idNumber, name: z.string(), price: amount, soldQuantity: z.number().int().min(1) }),
+    z.strictObject({ rank: integer(1), itemId: idNumber, name: z.string(), price: amount, soldQuantity: integer(1) }),
   ),
 });
 
@@ -65,8 +66,8 @@ export const problemCodes = [
 export const problem = z.strictObject({
   type: z.string(),
   title: z.string(),
-  status: z.number().int().min(400).max(599),
+  status: z.number().check(z.int(), z.minimum(400), z.maximum(599)),
   code: z.enum(problemCodes),
   detail: z.string(),
-  instance: z.string().optional().describe("the request's correlation id, as in the logs and the HTTP API access log"),
+  instance: z.optional(z.string()).check(z.describe("the request's correlation id, as in the logs and the HTTP API access log")),
 });

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod-messages';
 import { LOCAL_ISSUER } from './local-token';
 
 /**
@@ -7,51 +8,55 @@ import { LOCAL_ISSUER } from './local-token';
  * confusing failure on the first request that touches it.
  */
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const positiveInt = (fallback: number) => z._default(z.coerce.number().check(z.int(), z.positive()), fallback);
 
-const timeZone = z.string().refine(
-  (zone) => {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: zone });
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'is not an IANA time zone' },
+const timeZone = z.string().check(
+  z.refine(
+    (zone) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: zone });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'is not an IANA time zone' },
+  ),
 );
 
-const flag = z
-  .enum(['true', 'false', '1', '0', ''])
-  .default('false')
-  .transform((value) => value === 'true' || value === '1');
+const flagText = z._default(z.enum(['true', 'false', '1', '0', '']), 'false');
+const flag = z.pipe(
+  flagText,
+  z.transform((value: z.output<typeof flagText>) => value === 'true' || value === '1'),
+);
+const text = () => z.string().check(z.minLength(1));
 
 const schema = z.object({
-  STAGE: z.string().min(1),
+  STAGE: text(),
   /** Set by serverless-offline: requests are served on a developer's machine. */
   IS_OFFLINE: flag,
   /** Set by the Lambda runtime (and by serverless-offline, which fakes it). */
-  AWS_LAMBDA_FUNCTION_NAME: z.string().optional(),
-  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_LAMBDA_FUNCTION_NAME: z.optional(z.string()),
+  AWS_REGION: z._default(text(), 'us-east-1'),
 
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
+  REDIS_URL: z._default(z.string().check(z.regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')), 'redis://127.0.0.1:6379'),
   REDIS_CLUSTER: flag,
   /** Namespaces every key; lets tests (and stages sharing a cluster) stay apart. */
-  REDIS_KEY_PREFIX: z.string().default(''),
+  REDIS_KEY_PREFIX: z._default(z.string(), ''),
   /**
    * The name of an SSM SecureString holding the Redis AUTH token, read at
    * cold start (lib/platform/secrets). The token itself never goes in the
    * environment: a password in REDIS_URL is refused outside the offline stages.
    */
-  REDIS_AUTH_PARAMETER: z.string().min(1).optional(),
+  REDIS_AUTH_PARAMETER: z.optional(text()),
   REDIS_CONNECT_TIMEOUT_MS: positiveInt(1000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt(1000),
 
-  DB_RESOURCE_ARN: z.string().min(1),
-  DB_SECRET_ARN: z.string().min(1),
-  DB_NAME: z.string().min(1),
+  DB_RESOURCE_ARN: text(),
+  DB_SECRET_ARN: text(),
+  DB_NAME: text(),
   /** Only for the local stack and tests: the local Data API endpoint. */
-  DATA_API_ENDPOINT: z.url().optional(),
+  DATA_API_ENDPOINT: z.optional(z.url()),
   /**
    * Total time spent retrying DatabaseResumingException (Aurora Serverless v2
    * waking from auto-pause takes about 15 s). Kept well inside the functions'
@@ -74,23 +79,23 @@ const schema = z.object({
    * functions that take the point lock (charge, pay): the cold start checks
    * that the lock wait, the statement and its resolution fit inside it.
    */
-  FUNCTION_TIMEOUT_S: z.coerce.number().positive().optional(),
+  FUNCTION_TIMEOUT_S: z.optional(z.coerce.number().check(z.positive())),
 
-  JWT_ISSUER: z.string().min(1),
-  JWT_AUDIENCE: z.string().min(1),
+  JWT_ISSUER: text(),
+  JWT_AUDIENCE: text(),
   /**
    * The verified claim that carries the caller's user id (API.md "Who is
    * calling"). Cognito's `sub` is a UUID: name a custom claim such as
    * `custom:user_id` instead.
    */
-  USER_ID_CLAIM: z.string().min(1).default('sub'),
+  USER_ID_CLAIM: z._default(text(), 'sub'),
 
   /** CloudWatch namespace of the EMF metrics (lib/platform/metrics). */
-  METRICS_NAMESPACE: z.string().min(1).default('LikesPointsPopular'),
+  METRICS_NAMESPACE: z._default(text(), 'LikesPointsPopular'),
   /** X-Ray tracing through Powertools Tracer (lib/platform/tracing); the stage's `tracing` param sets it. */
   TRACING_ENABLED: flag,
 
-  BUSINESS_TIMEZONE: timeZone.default('Asia/Seoul'),
+  BUSINESS_TIMEZONE: z._default(timeZone, 'Asia/Seoul'),
 
   /**
    * Deadlines (lib/platform/deadline): a request answers this long before its
@@ -113,14 +118,14 @@ const schema = z.object({
    */
   POINT_LOCK_LEASE_MS: positiveInt(2000),
   /** How a request waits for the user's lock: 'notify' (queued, handed over), 'spin' (polling), 'fail-fast'. */
-  POINT_LOCK_STRATEGY: z.enum(['notify', 'spin', 'fail-fast']).default('notify'),
+  POINT_LOCK_STRATEGY: z._default(z.enum(['notify', 'spin', 'fail-fast']), 'notify'),
   /**
    * The per-user cap on point requests waiting for the lock ('notify'): one
    * more is refused 409 LOCK_TIMEOUT by its acquire call alone. 256 is past
    * what the wait budget can serve (8 s at 20-40 ms a holder), so a normal
    * burst never meets it; a client flooding one user does. 0: no cap.
    */
-  POINT_LOCK_MAX_WAITERS: z.coerce.number().int().min(0).default(256),
+  POINT_LOCK_MAX_WAITERS: z._default(z.coerce.number().check(z.int(), z.minimum(0)), 256),
   /**
    * How long a request waits for the user's lock before 409 LOCK_TIMEOUT.
    * Room for a burst of ~200 requests of one user served one at a time at
@@ -217,7 +222,7 @@ export class ConfigError extends Error {
 export function parseConfig(env: Record<string, string | undefined>): Config {
   // serverless.yml renders an unset optional param as '', which means "not set".
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
-  const parsed = schema.safeParse(present);
+  const parsed = z.safeParse(schema, present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid environment: ${problems.join('; ')}`);

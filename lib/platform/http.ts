@@ -3,7 +3,8 @@ import type {
   APIGatewayProxyStructuredResultV2,
   Context,
 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod-messages';
 import { config } from './config';
 import { deadlineOf, withDeadline } from './deadline';
 import { AppError, DependencyUnavailableError, InternalError, ValidationError } from './errors';
@@ -27,13 +28,11 @@ export type HttpHandler = (event: HttpEvent, context: Context) => Promise<HttpRe
 
 /** Ids are integers 1 .. 2^53-1: the Data API moves bigints as JSON numbers. */
 export const MAX_ID = Number.MAX_SAFE_INTEGER;
-export const idNumber = z.number().int().min(1).max(MAX_ID);
+export const idNumber = z.number().check(z.int(), z.minimum(1), z.maximum(MAX_ID));
 /** An id in a path or query: plain digits, no sign, no leading zero, no exponent. */
 export const idString = z
-  .string()
-  .regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer id')
-  .transform(Number)
-  .refine((n) => n <= MAX_ID, 'must be at most 9007199254740991');
+  .pipe(z.string().check(z.regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer id')), z.transform(Number))
+  .check(z.refine((n) => n <= MAX_ID, 'must be at most 9007199254740991'));
 
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
   return {
@@ -94,20 +93,21 @@ export function httpHandler(fn: HttpHandler): HttpHandler {
     );
 }
 
-function describe(error: z.ZodError): string {
+function describe(error: z.core.$ZodError): string {
   return error.issues
     .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
     .join('; ');
 }
 
-export function validate<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
-  const parsed = schema.safeParse(value);
+// Any zod 4 schema (mini or classic): parsing goes through zod/mini's function, not a method.
+export function validate<S extends z.core.$ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const parsed = z.safeParse(schema, value);
   if (!parsed.success) throw new ValidationError(`${where}: ${describe(parsed.error)}`);
   return parsed.data;
 }
 
 /** The body is JSON whatever the content type says; no body counts as not JSON. */
-export function parseBody<S extends z.ZodType>(event: HttpEvent, schema: S): z.output<S> {
+export function parseBody<S extends z.core.$ZodType>(event: HttpEvent, schema: S): z.output<S> {
   const raw = event.body === undefined ? undefined : event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
   let value: unknown;
   try {
@@ -126,7 +126,7 @@ export function pathId(event: HttpEvent, name: string): number {
  * Query parameters from the raw query string: API Gateway joins a repeated
  * parameter with commas in queryStringParameters, which would hide it.
  */
-export function parseQuery<S extends z.ZodType>(event: HttpEvent, schema: S): z.output<S> {
+export function parseQuery<S extends z.core.$ZodType>(event: HttpEvent, schema: S): z.output<S> {
   const params = new URLSearchParams(event.rawQueryString ?? '');
   const values: Record<string, string> = {};
   for (const [key, value] of params) {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import claimSource from '../../lua/idempotency-claim.lua';
 import releaseSource from '../../lua/idempotency-release.lua';
 import { config } from '../platform/config';
@@ -39,14 +39,14 @@ export interface IdempotencyKey {
   requestHash: string;
 }
 
-const keyHeader = z.string().regex(/^[!-~]{1,255}$/, 'must be 1 to 255 characters from ! to ~ (no spaces)');
+const keyHeader = z.string().check(z.regex(/^[!-~]{1,255}$/, 'must be 1 to 255 characters from ! to ~ (no spaces)'));
 
 /**
  * A POST's body and Idempotency-Key, checked in the contract's order: the
  * body (400), then the header (400). The hash covers the whole body as sent,
  * unknown fields included.
  */
-export function parseKeyedRequest<S extends z.ZodType>(
+export function parseKeyedRequest<S extends z.core.$ZodType>(
   event: HttpEvent,
   schema: S,
   route: string,

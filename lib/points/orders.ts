@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { asJson } from '../platform/db';
 import { InsufficientBalanceError, NotFoundError, OutOfStockError } from '../platform/errors';
 import { idNumber } from '../platform/http';
@@ -30,10 +30,12 @@ export const MAX_LINE_QUANTITY = 100;
 
 export const orderRequest = z.object({
   items: z
-    .array(z.object({ itemId: idNumber, quantity: z.number().int().min(1).max(MAX_LINE_QUANTITY) }))
-    .min(1)
-    .max(MAX_ORDER_LINES)
-    .refine((lines) => new Set(lines.map((line) => line.itemId)).size === lines.length, 'each itemId may appear only once'),
+    .array(z.object({ itemId: idNumber, quantity: z.number().check(z.int(), z.minimum(1), z.maximum(MAX_LINE_QUANTITY)) }))
+    .check(
+      z.minLength(1),
+      z.maxLength(MAX_ORDER_LINES),
+      z.refine((lines) => new Set(lines.map((line) => line.itemId)).size === lines.length, 'each itemId may appear only once'),
+    ),
 });
 
 export type OrderLine = z.output<typeof orderRequest>['items'][number];

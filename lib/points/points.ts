@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { config } from '../platform/config';
 import { db, DatabaseUnavailableError, type Database } from '../platform/db';
 import { currentDeadline, type Deadline } from '../platform/deadline';
@@ -59,7 +59,7 @@ export const CHARGE_ROUTE = 'POST /points/charge';
 export const MAX_CHARGE = 1_000_000;
 export const MAX_BALANCE = 100_000_000;
 
-export const chargeRequest = z.object({ amount: z.number().int().min(1).max(MAX_CHARGE) });
+export const chargeRequest = z.object({ amount: z.number().check(z.int(), z.minimum(1), z.maximum(MAX_CHARGE)) });
 
 export interface PointsDeps {
   database?: Database;

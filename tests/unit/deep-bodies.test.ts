@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { httpHandler, json, parseBody } from '../../lib/platform/http';
 import { canonicalJson, parseKeyedRequest, requestHash } from '../../lib/points/idempotency';
 import { chargeRequest } from '../../lib/points/points';
