@@ -4,9 +4,10 @@ import likeStatusSource from '../../lua/like-status.lua';
 import receivedSource from '../../lua/likes-received.lua';
 import unloadSource from '../../lua/likes-unload.lua';
 import unlikeSource from '../../lua/unlike.lua';
-import { db, type Queryable } from '../platform/db';
+import type { Queryable } from '../platform/db';
 import { currentDeadline, type Deadline } from '../platform/deadline';
 import { DependencyUnavailableError, InternalError, NotFoundError } from '../platform/errors';
+import { lazyDb } from '../platform/lazy-db';
 import { logger } from '../platform/logger';
 import { luaScript, redis, runScript, type LuaScript, type RedisClient } from '../platform/redis';
 import {
@@ -63,7 +64,7 @@ export interface LikesDeps {
   db: Queryable;
 }
 
-const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors(), db: db() });
+const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors(), db: lazyDb() });
 
 export { likeSetKey, receivedLikesKey };
 

@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { config } from '../platform/config';
-import { db, type Queryable } from '../platform/db';
+import type { Queryable } from '../platform/db';
 import { idString } from '../platform/http';
+import { lazyDb } from '../platform/lazy-db';
 import { redis, type RedisClient } from '../platform/redis';
 import { authorshipKey, postAuthorKey } from './keys';
 
@@ -109,6 +110,6 @@ let shared: PostAuthors | undefined;
 
 /** The Lambda instance's post → author cache, created on first use. */
 export function postAuthors(): PostAuthors {
-  shared ??= createPostAuthors(redis(), db());
+  shared ??= createPostAuthors(redis(), lazyDb());
   return shared;
 }

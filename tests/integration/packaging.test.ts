@@ -150,14 +150,15 @@ it(`keeps every zip under ${ZIP_GOAL_BYTES / 1024} KB`, () => {
   for (const [name, bundle] of bundles) expect({ name, under: bundle.zipBytes <= ZIP_GOAL_BYTES, bytes: bundle.zipBytes }).toMatchObject({ name, under: true });
 });
 
-it('loads the Data API client in popular-items only on a cache miss, not at init', async () => {
-  const bundle = bundles.get('popular-items')!;
-  const dir = await mkdtemp(join(tmpdir(), 'popular-items-init-'));
+// popular-items needs the database on a cache miss only; the like functions only to learn a post's author.
+it.each(['popular-items', 'like', 'unlike', 'like-status'])('loads the Data API client in %s only when a statement runs, not at init', async (name) => {
+  const bundle = bundles.get(name)!;
+  const dir = await mkdtemp(join(tmpdir(), `${name}-init-`));
   try {
     const file = join(dir, 'handler.js');
     await writeFile(file, bundle.code);
     const script = `require(${JSON.stringify(file)}); process.stdout.write(String(Object.keys(require.cache).some((p) => p.includes('@aws-sdk'))));`;
-    const fn = ofType('AWS::Lambda::Function').find((f) => String(f.Properties.Code.S3Key).endsWith('/popular-items.zip'))!;
+    const fn = ofType('AWS::Lambda::Function').find((f) => String(f.Properties.Code.S3Key).endsWith(`/${name}.zip`))!;
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
       env: { PATH: process.env.PATH, NODE_PATH: join(projectRoot, 'node_modules'), AWS_REGION: 'ap-northeast-2', ...stringValues(fn.Properties.Environment.Variables) },
     });
