@@ -1,15 +1,15 @@
-import Redis from 'ioredis';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError } from '../../lib/platform/errors';
 import { problem } from '../../lib/platform/http';
 import { closeRedis, redis } from '../../lib/platform/redis';
 import { requestHash, withRunningMarker, type IdempotencyKey } from '../../lib/points/idempotency';
+import { testRedis, type TestRedisClient } from '../support/redis-nodes';
 
 /** The running marker of an Idempotency-Key against real Redis (lib/points/idempotency). */
 
-let raw: Redis;
+let raw: TestRedisClient;
 beforeAll(() => {
-  raw = new Redis(process.env.REDIS_URL!, { keyPrefix: process.env.REDIS_KEY_PREFIX });
+  raw = testRedis({ keyPrefix: process.env.REDIS_KEY_PREFIX });
 });
 afterAll(async () => {
   raw.disconnect();
