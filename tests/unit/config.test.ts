@@ -43,6 +43,11 @@ it('treats an empty variable as unset, as serverless.yml renders an unset param'
   expect(parseConfig({ ...base, DATA_API_ENDPOINT: '', REDIS_CLUSTER: '' }).redis.cluster).toBe(false);
 });
 
+// The canonical list is only a shortcut: a zone Intl knows by another name still passes.
+it.each(['Asia/Seoul', 'America/Argentina/Buenos_Aires', 'UTC', 'Etc/GMT+5', 'Asia/Calcutta', 'asia/seoul'])('accepts the time zone %s', (zone) => {
+  expect(parseConfig({ ...base, BUSINESS_TIMEZONE: zone }).businessTimeZone).toBe(zone);
+});
+
 it.each([
   ['a missing required variable', { JWT_ISSUER: undefined }, /JWT_ISSUER/],
   ['a Redis URL of another scheme', { REDIS_URL: 'http://127.0.0.1:6379' }, /REDIS_URL/],
