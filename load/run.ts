@@ -184,6 +184,7 @@ async function runScenario(name: string, mixes: Mix[], redis: RedisStats | undef
       // and the run stops once every request with an effect has its answer.
       let draining = false;
       let inflight = 0;
+      // Without a callback autocannon returns its instance, which is also a promise of the result.
       const instance = autocannon({
         url: baseUrl,
         connections: mix.connections,
@@ -221,7 +222,7 @@ async function runScenario(name: string, mixes: Mix[], redis: RedisStats | undef
             },
           },
         ],
-      });
+      }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>;
       const timer = setTimeout(() => (draining = true), durationS * 1000);
       const drainedAt = (async () => {
         while (!draining) await sleep(50);
