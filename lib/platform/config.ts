@@ -8,7 +8,9 @@ import { LOCAL_ISSUER } from './local-token';
  * confusing failure on the first request that touches it.
  */
 
-const positiveInt = (fallback: number) => z._default(z.coerce.number().check(z.int(), z.positive()), fallback);
+// One schema under every default: building zod schemas is a good part of the config's cold start cost.
+const positiveInteger = z.coerce.number().check(z.int(), z.positive());
+const positiveInt = (fallback: number) => z._default(positiveInteger, fallback);
 
 /**
  * A zone's first DateTimeFormat loads ICU's time zone data, about 13 ms of
@@ -35,15 +37,15 @@ const flag = z.pipe(
   flagText,
   z.transform((value: z.output<typeof flagText>) => value === 'true' || value === '1'),
 );
-const text = () => z.string().check(z.minLength(1));
+const text = z.string().check(z.minLength(1));
 
 const schema = z.object({
-  STAGE: text(),
+  STAGE: text,
   /** Set by serverless-offline: requests are served on a developer's machine. */
   IS_OFFLINE: flag,
   /** Set by the Lambda runtime (and by serverless-offline, which fakes it). */
   AWS_LAMBDA_FUNCTION_NAME: z.optional(z.string()),
-  AWS_REGION: z._default(text(), 'us-east-1'),
+  AWS_REGION: z._default(text, 'us-east-1'),
 
   REDIS_URL: z._default(z.string().check(z.regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')), 'redis://127.0.0.1:6379'),
   REDIS_CLUSTER: flag,
@@ -54,13 +56,13 @@ const schema = z.object({
    * cold start (lib/platform/secrets). The token itself never goes in the
    * environment: a password in REDIS_URL is refused outside the offline stages.
    */
-  REDIS_AUTH_PARAMETER: z.optional(text()),
+  REDIS_AUTH_PARAMETER: z.optional(text),
   REDIS_CONNECT_TIMEOUT_MS: positiveInt(1000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt(1000),
 
-  DB_RESOURCE_ARN: text(),
-  DB_SECRET_ARN: text(),
-  DB_NAME: text(),
+  DB_RESOURCE_ARN: text,
+  DB_SECRET_ARN: text,
+  DB_NAME: text,
   /** Only for the local stack and tests: the local Data API endpoint. */
   DATA_API_ENDPOINT: z.optional(z.url()),
   /**
@@ -87,17 +89,17 @@ const schema = z.object({
    */
   FUNCTION_TIMEOUT_S: z.optional(z.coerce.number().check(z.positive())),
 
-  JWT_ISSUER: text(),
-  JWT_AUDIENCE: text(),
+  JWT_ISSUER: text,
+  JWT_AUDIENCE: text,
   /**
    * The verified claim that carries the caller's user id (API.md "Who is
    * calling"). Cognito's `sub` is a UUID: name a custom claim such as
    * `custom:user_id` instead.
    */
-  USER_ID_CLAIM: z._default(text(), 'sub'),
+  USER_ID_CLAIM: z._default(text, 'sub'),
 
   /** CloudWatch namespace of the EMF metrics (lib/platform/metrics). */
-  METRICS_NAMESPACE: z._default(text(), 'LikesPointsPopular'),
+  METRICS_NAMESPACE: z._default(text, 'LikesPointsPopular'),
   /** X-Ray tracing through Powertools Tracer (lib/platform/tracing); the stage's `tracing` param sets it. */
   TRACING_ENABLED: flag,
 
