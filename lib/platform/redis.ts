@@ -141,25 +141,38 @@ interface Guarded {
  * no added work.
  */
 function guardedSend(owner: Guarded, command: Command, send: () => unknown, passThrough: boolean): unknown {
+  // A command handed back in (a cluster re-routing it) is guarded already:
+  // a second wrapper would see the first one's errors, not ioredis' own.
+  if (guarded.has(command)) return send();
+  guarded.add(command);
   const timeoutMs = Math.max(1, Math.floor(Math.min(owner.commandTimeoutMs, currentDeadline().remainingMs())));
+  const startedAt = performance.now();
   const holdFailures = isDeadlineScript(command);
   const settle = command.reject;
   let sent = false;
   let held: Error | undefined;
   let waiter: (() => void) | undefined;
+  const timedOut = () => {
+    if (waiter) owner.readyWaiters.delete(waiter);
+    waiter = undefined;
+    sent = true; // never sent later: write() sees it
+    settle.call(command, held ?? new Error(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`));
+  };
   command.reject = (error: Error) => {
-    if (error?.message === TIMER_MESSAGE && !(error instanceof ReplyError)) {
-      // Our timer: the request stops waiting now.
-      if (waiter) owner.readyWaiters.delete(waiter);
-      waiter = undefined;
-      sent = true; // never sent later: write() sees it
-      return settle.call(command, held ?? new Error(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`));
-    }
+    // Our timer: the request stops waiting now. A cluster may hand it back
+    // wrapped ("Too many Cluster redirections. Last error: ... Command timed out").
+    if (typeof error?.message === 'string' && error.message.includes(TIMER_MESSAGE) && !(error instanceof ReplyError)) return timedOut();
     // A lost connection after the write: a deadline script may still run, so
     // its failure waits for the timer, that is for its cutoff to have passed.
     // An error reply means Redis answered: the outcome is known, say so now.
     if (holdFailures && sent && !(error instanceof ReplyError)) {
-      held ??= error;
+      if (held === undefined) {
+        held = error;
+        // ioredis' timer rejects through whatever reject is current when it
+        // fires, which a cluster may have swallowed into a retry: settle at
+        // the timer's time on our own, failure path only.
+        setTimeout(timedOut, Math.max(0, timeoutMs - (performance.now() - startedAt))).unref();
+      }
       return;
     }
     return settle.call(command, error);
@@ -185,6 +198,9 @@ function guardedSend(owner: Guarded, command: Command, send: () => unknown, pass
   }
   return command.promise;
 }
+
+/** Commands already under a guard (see guardedSend). */
+const guarded = new WeakSet<Command>();
 
 /** What ioredis' per-command timer rejects with. */
 const TIMER_MESSAGE = 'Command timed out';
