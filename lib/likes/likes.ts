@@ -68,8 +68,8 @@ const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors(), 
 
 export { likeSetKey, receivedLikesKey };
 
-export const likeScript = luaScript('like', 7, likeSource, { deadline: true });
-const unlikeScript = luaScript('unlike', 7, unlikeSource, { deadline: true });
+export const likeScript = luaScript('like', 7, likeSource, { deadline: true, idempotent: true });
+const unlikeScript = luaScript('unlike', 7, unlikeSource, { deadline: true, idempotent: true });
 const likeStatusScript = luaScript('likeStatus', 3, likeStatusSource);
 const receivedScript = luaScript('likesReceived', 2, receivedSource);
 const unloadScript = luaScript('likesUnload', 4, unloadSource, { deadline: true });

@@ -156,7 +156,13 @@ function guardedSend(owner: Guarded, command: Command, send: () => unknown, pass
     if (waiter) owner.readyWaiters.delete(waiter);
     waiter = undefined;
     sent = true; // never sent later: write() sees it
-    settle.call(command, held ?? new Error(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`));
+    const failure = held ?? new CommandTimeoutError(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`);
+    // Timers run before I/O in Node's event loop: after a stall (GC, a busy
+    // core) a reply may already wait in the socket when the timer fires.
+    // Giving the poll phase its turn first lets that reply win, so a 503 is
+    // never sent for a script whose reply was there.
+    if (holdFailures) setImmediate(() => settle.call(command, failure));
+    else settle.call(command, failure);
   };
   command.reject = (error: Error) => {
     // Our timer: the request stops waiting now. A cluster may hand it back
@@ -202,6 +208,14 @@ function guardedSend(owner: Guarded, command: Command, send: () => unknown, pass
 /** Commands already under a guard (see guardedSend). */
 const guarded = new WeakSet<Command>();
 
+/**
+ * The guard gave up on a command: it was never sent, or it is a deadline
+ * script whose cutoff has passed, so it did nothing and never will.
+ */
+export class CommandTimeoutError extends Error {
+  override name = 'CommandTimeoutError';
+}
+
 /** What ioredis' per-command timer rejects with. */
 const TIMER_MESSAGE = 'Command timed out';
 
@@ -211,12 +225,28 @@ function wakeReadyWaiters(owner: Guarded): void {
   for (const write of waiting) write();
 }
 
+/**
+ * ioredis 5.9 arms socketTimeout's timer when it writes and clears it only
+ * on data: a connection lost with a command in flight leaves the timer
+ * running, and it then destroys the next connection, a second after the
+ * lost write, taking a retried command down with it. The timer belongs to
+ * the connection that closed.
+ */
+function forgetSocketTimerOnClose(client: Redis): void {
+  client.on('close', () => {
+    const owner = client as unknown as { socketTimeoutTimer?: NodeJS.Timeout };
+    clearTimeout(owner.socketTimeoutTimer);
+    owner.socketTimeoutTimer = undefined;
+  });
+}
+
 class DeadlineRedis extends Redis implements Guarded {
   readyWaiters = new Set<() => void>();
 
   constructor(url: string, options: RedisOptions, readonly commandTimeoutMs: number) {
     super(url, options);
     this.on('ready', () => wakeReadyWaiters(this));
+    forgetSocketTimerOnClose(this);
   }
 
   connectNow(): void {
@@ -241,6 +271,7 @@ class DeadlineCluster extends Cluster implements Guarded {
   constructor(nodes: ConstructorParameters<typeof Cluster>[0], options: ClusterOptions, readonly commandTimeoutMs: number) {
     super(nodes, options);
     this.on('ready', () => wakeReadyWaiters(this));
+    this.on('+node', (node: Redis) => forgetSocketTimerOnClose(node));
   }
 
   connectNow(): void {
@@ -275,16 +306,31 @@ export interface LuaScript {
    *   end
    */
   readonly deadline: boolean;
+  /**
+   * Running it twice leaves what running it once does (a like, an unlike):
+   * when a call's outcome is unknown (the connection was lost after the
+   * write, or an EXPIRED came back for a re-send of a call that may have
+   * run), runScript calls it once more with a fresh cutoff, within the
+   * request's deadline, so that a 503 still means nothing happened.
+   */
+  readonly idempotent: boolean;
 }
 
-export function luaScript(name: string, numberOfKeys: number, source: string, options: { deadline?: boolean } = {}): LuaScript {
+export function luaScript(
+  name: string,
+  numberOfKeys: number,
+  source: string,
+  options: { deadline?: boolean; idempotent?: boolean } = {},
+): LuaScript {
   const deadline = options.deadline ?? false;
+  const idempotent = options.idempotent ?? false;
+  if (idempotent && !deadline) throw new Error(`${name}: only a deadline script can be retried safely`);
   if (deadline && !/redis\.call\('TIME'\)[\s\S]*EXPIRED/.test(source)) {
     throw new Error(`${name}: a deadline script must check Redis TIME against ARGV[1] and reply EXPIRED`);
   }
   const digest = sha1(source);
   if (deadline) deadlineShas.add(digest);
-  return { name, numberOfKeys, source, sha1: digest, deadline };
+  return { name, numberOfKeys, source, sha1: digest, deadline, idempotent };
 }
 
 type ScriptRunner = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
@@ -311,8 +357,23 @@ export async function runScript<T>(
     names.add(script.name);
   }
   const run = (client as unknown as Record<string, ScriptRunner>)[script.name]!;
-  const allArgs = script.deadline ? [commandCutoffMs(), ...args] : args;
-  return (await run.call(client, ...keys, ...allArgs)) as T;
+  const call = () => run.call(client, ...keys, ...(script.deadline ? [commandCutoffMs(), ...args] : args)) as Promise<T>;
+  if (!script.idempotent) return call();
+  try {
+    return await call();
+  } catch (error) {
+    // The one extra round trip, on an unknown outcome only (see LuaScript.idempotent).
+    if (!outcomeUnknown(error) || currentDeadline().remainingMs() < MIN_RETRY_MS) throw error;
+    return call();
+  }
+}
+
+/** Less time than this left, a retry could only time out. */
+const MIN_RETRY_MS = 50;
+
+/** Unavailable, but not because the guard gave up (which proves nothing ran). */
+function outcomeUnknown(error: unknown): boolean {
+  return isUnavailable(error) && !(error instanceof CommandTimeoutError);
 }
 
 /**

@@ -109,7 +109,7 @@ export function httpReply(reply: Reply<unknown>): HttpResult {
   return json(reply.status, reply.body, reply.replayed ? { 'idempotent-replayed': 'true' } : {});
 }
 
-const claimScript = luaScript('idempotencyClaim', 1, claimSource, { deadline: true });
+const claimScript = luaScript('idempotencyClaim', 1, claimSource, { deadline: true, idempotent: true });
 const releaseScript = luaScript('idempotencyRelease', 1, releaseSource);
 
 /**
@@ -140,7 +140,13 @@ export async function withRunningMarker<T>(
   if (!idempotency) return fn();
   const marker = idempotencyMarkerKey(userId, idempotency.route, idempotency.key);
   const owner = `${idempotency.requestHash} ${randomBytes(12).toString('hex')}`;
-  const running = await runScript<string | null>(claimScript, [marker], [owner, Math.max(1, Math.floor(ttlMs))], client);
+  const release = () => runScript(releaseScript, [marker], [owner], client);
+  const running = await runScript<string | null>(claimScript, [marker], [owner, Math.max(1, Math.floor(ttlMs))], client).catch((error: unknown) => {
+    // The claim may have run with its reply lost: take it back, without
+    // making the 503 wait, so a retry of the key is not a 409 until it expires.
+    release().catch(() => undefined);
+    throw error;
+  });
   if (running !== null) {
     if (running !== idempotency.requestHash) throw reusedKey();
     throw new IdempotencyInProgressError('a request with this Idempotency-Key is still being processed');
@@ -148,7 +154,7 @@ export async function withRunningMarker<T>(
   try {
     return await fn();
   } finally {
-    await runScript(releaseScript, [marker], [owner], client).catch((error: Error) =>
+    await release().catch((error: Error) =>
       logger.warn('idempotency marker not deleted; it will expire', { error: error.message }),
     );
   }
