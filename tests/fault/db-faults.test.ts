@@ -2,8 +2,8 @@ import { Client } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { callBalance, callCharge, callPay, expectProblem, freshRows, idempotencyKey, pointsState } from '../support/points';
+import { useDataApiProxy, useTimedFigures } from './db-harness';
 
 /**
  * The database side of API.md "When a dependency fails", through the real
@@ -25,21 +25,13 @@ const SHORT_MS = 3000;
 // (1.2 s) + DB_RESOLVE_BUDGET_MS (0.8 s).
 const SLACK_MS = 700;
 
-let proxy: FaultProxy;
-beforeAll(async () => {
-  // Before anything reads the configuration (useTestDatabase's hook, the handlers).
-  const upstream = new URL(process.env.DATA_API_ENDPOINT!);
-  proxy = await startFaultProxy({ host: upstream.hostname, port: Number(upstream.port) });
-  process.env.DATA_API_ENDPOINT = proxy.url('http');
-});
-afterAll(async () => {
-  await proxy?.close();
-});
+// Before anything reads the configuration (useTestDatabase's hook, the handlers).
+const dataApiProxy = useDataApiProxy();
 const t = useTestDatabase();
 const fresh = freshRows(() => t.pg);
 
 afterEach(async () => {
-  proxy.set({ mode: 'pass' });
+  dataApiProxy().set({ mode: 'pass' });
   await quiet();
 });
 
@@ -57,19 +49,7 @@ async function quiet(timeoutMs = 10_000): Promise<void> {
   }
 }
 
-/** What each faulty request was answered and how fast, printed at the end (the issue's closing note wants the figures). */
-const figures: string[] = [];
-afterAll(() => {
-  if (figures.length > 0) console.log(figures.join('\n'));
-});
-
-async function timed<T extends { statusCode: number }>(fn: () => Promise<T>, label = expect.getState().currentTestName ?? ''): Promise<{ result: T; ms: number }> {
-  const started = performance.now();
-  const result = await fn();
-  const ms = performance.now() - started;
-  figures.push(`${label}: ${result.statusCode} in ${Math.round(ms)} ms`);
-  return { result, ms };
-}
+const timed = useTimedFigures();
 
 /** Another session holding the user's row (and optionally items' rows) FOR UPDATE, as a psql session would. */
 async function holdRows(userId: number, itemIds: number[] = []): Promise<{ release(): Promise<void> }> {
@@ -161,10 +141,10 @@ describe('a row lock held by another session past the deadline', () => {
 describe('the connection lost after the statement was sent (commit, then reset)', () => {
   it('answers the charge’s real outcome, the success it committed, and charges once', async () => {
     const userId = await fresh.user(100);
-    proxy.set({ mode: 'dropAfterRequest', once: true });
-    const drops = proxy.drops;
+    dataApiProxy().set({ mode: 'dropAfterRequest', once: true });
+    const drops = dataApiProxy().drops;
     const result = await callCharge(userId, { amount: 40 });
-    expect(proxy.drops).toBe(drops + 1);
+    expect(dataApiProxy().drops).toBe(drops + 1);
     expect(result.statusCode).toBe(200);
     const body = bodyOf<{ historyId: number }>(result);
     expect(body).toEqual({ userId, charged: 40, balance: 140, historyId: expect.any(Number) });
@@ -176,7 +156,7 @@ describe('the connection lost after the statement was sent (commit, then reset)'
   it('answers the payment’s real outcome, the order it placed, and places it once', async () => {
     const userId = await fresh.user(1000);
     const itemId = await fresh.item(150, 4);
-    proxy.set({ mode: 'dropAfterRequest', once: true });
+    dataApiProxy().set({ mode: 'dropAfterRequest', once: true });
     const result = await callPay(userId, { items: [{ itemId, quantity: 3 }] });
     expect(result.statusCode).toBe(201);
     const body = bodyOf<{ orderId: number }>(result);
@@ -196,7 +176,7 @@ describe('the connection lost after the statement was sent (commit, then reset)'
 
   it('with an Idempotency-Key: the success, then a replay of it, one charge', async () => {
     const userId = await fresh.user(0);
-    proxy.set({ mode: 'dropAfterRequest', once: true });
+    dataApiProxy().set({ mode: 'dropAfterRequest', once: true });
     const first = await callCharge(userId, { amount: 9 }, idempotencyKey('lost-reply'));
     expect(first.statusCode).toBe(200);
     const again = await callCharge(userId, { amount: 9 }, idempotencyKey('lost-reply'));
@@ -212,11 +192,11 @@ describe('a slow or silent Data API', () => {
   it('answers 503 within about 2 s when every reply is 3 s late, and the late statement writes nothing', async () => {
     const userId = await fresh.user(500);
     const before = await pointsState(t.pg, userId);
-    proxy.set({ mode: 'latency', ms: 3000 });
+    dataApiProxy().set({ mode: 'latency', ms: 3000 });
     const { result, ms } = await timed(() => callCharge(userId, { amount: 5 }));
     expectUnavailable(result);
     expect(ms).toBeLessThan(2000 + SLACK_MS);
-    proxy.set({ mode: 'pass' });
+    dataApiProxy().set({ mode: 'pass' });
     // The statement reaches PostgreSQL about 3 s after it was sent, past its cutoff.
     await sleep(3500);
     await quiet();
@@ -231,7 +211,7 @@ describe('a slow or silent Data API', () => {
     const userId = await fresh.user(500);
     const itemId = await fresh.item(10, 10);
     const before = await pointsState(t.pg, userId, [itemId]);
-    proxy.set({ mode: 'blackhole' });
+    dataApiProxy().set({ mode: 'blackhole' });
     for (const call of [
       () => callCharge(userId, { amount: 5 }),
       () => callPay(userId, { items: [{ itemId, quantity: 1 }] }),
@@ -243,7 +223,7 @@ describe('a slow or silent Data API', () => {
     const { result: balance, ms: balanceMs } = await timed(() => callBalance(userId));
     expectUnavailable(balance);
     expect(balanceMs).toBeLessThan(1200 + SLACK_MS);
-    proxy.set({ mode: 'pass' });
+    dataApiProxy().set({ mode: 'pass' });
     await quiet();
     expect(await pointsState(t.pg, userId, [itemId])).toEqual(before);
     const { result: next, ms: nextMs } = await timed(() => callCharge(userId, { amount: 5 }));

@@ -3,8 +3,8 @@ import { Client } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
 import { callCharge, callPay, freshRows, pointsState } from '../support/points';
+import { useDataApiProxy } from './db-harness';
 
 /**
  * Model-based: random sequences of charges and payments of one user, each
@@ -22,15 +22,8 @@ const SHORT_MS = 3000;
 const LATENCY_MS = 1500;
 const MAX_BALANCE = 100_000_000;
 
-let proxy: FaultProxy;
-beforeAll(async () => {
-  const upstream = new URL(process.env.DATA_API_ENDPOINT!);
-  proxy = await startFaultProxy({ host: upstream.hostname, port: Number(upstream.port) });
-  process.env.DATA_API_ENDPOINT = proxy.url('http');
-});
-afterAll(async () => {
-  await proxy?.close();
-});
+// Before anything reads the configuration (useTestDatabase's hook, the handlers).
+const dataApiProxy = useDataApiProxy();
 const t = useTestDatabase();
 const fresh = freshRows(() => t.pg);
 
@@ -118,14 +111,14 @@ it('keeps balances, stock and orders equal to the 2xx answers, whatever fails wh
         let remainingMs: number | undefined;
         switch (step.fault) {
           case 'drop':
-            proxy.set({ mode: 'dropAfterRequest', once: true });
+            dataApiProxy().set({ mode: 'dropAfterRequest', once: true });
             break;
           case 'blackhole':
-            proxy.set({ mode: 'blackhole' });
+            dataApiProxy().set({ mode: 'blackhole' });
             remainingMs = SHORT_MS;
             break;
           case 'latency':
-            proxy.set({ mode: 'latency', ms: LATENCY_MS });
+            dataApiProxy().set({ mode: 'latency', ms: LATENCY_MS });
             remainingMs = SHORT_MS;
             break;
           case 'rowlock':
@@ -137,7 +130,7 @@ it('keeps balances, stock and orders equal to the 2xx answers, whatever fails wh
           step.kind === 'charge'
             ? await callCharge(userId, { amount: step.amount }, {}, remainingMs)
             : await callPay(userId, { items: step.lines.map((line) => ({ itemId: items[line.item]!, quantity: line.quantity })) }, {}, remainingMs);
-        proxy.set({ mode: 'pass' });
+        dataApiProxy().set({ mode: 'pass' });
         if (holder) {
           await holder.query('ROLLBACK');
           await holder.end();

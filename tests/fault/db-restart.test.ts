@@ -4,6 +4,7 @@ import type { DataApiServer } from '../../local/data-api/server';
 import { bodyOf } from '../support/events';
 import { startClusterDataApi, startPgCluster, type PgCluster } from '../support/pg-cluster';
 import { callBalance, callCharge, callPay, expectProblem, insertItem, insertUser, pointsState } from '../support/points';
+import { useTimedFigures } from './db-harness';
 
 /**
  * PostgreSQL stopped and started under the API (a cluster this file owns,
@@ -50,19 +51,7 @@ async function connect(): Promise<Client> {
   return client;
 }
 
-/** What each faulty request was answered and how fast, printed at the end (the issue's closing note wants the figures). */
-const figures: string[] = [];
-afterAll(() => {
-  if (figures.length > 0) console.log(figures.join('\n'));
-});
-
-async function timed<T extends { statusCode: number }>(fn: () => Promise<T>, label = expect.getState().currentTestName ?? ''): Promise<{ result: T; ms: number }> {
-  const started = performance.now();
-  const result = await fn();
-  const ms = performance.now() - started;
-  figures.push(`${label}: ${result.statusCode} in ${Math.round(ms)} ms`);
-  return { result, ms };
-}
+const timed = useTimedFigures();
 
 it('is 503 fast while PostgreSQL is down, changes nothing, and serves normally within about 2 s of its start', async () => {
   const userId = 1;
@@ -108,7 +97,7 @@ it('is 503 fast while PostgreSQL is down, changes nothing, and serves normally w
   expect(served).toBeDefined();
   balance += 20;
   const recoveredMs = performance.now() - back;
-  figures.push(`first charge served ${Math.round(recoveredMs)} ms after pg_ctl start returned`);
+  timed.note(`first charge served ${Math.round(recoveredMs)} ms after pg_ctl start returned`);
   expect(recoveredMs).toBeLessThan(2000 + SLACK_MS);
   expect(bodyOf(served!)).toMatchObject({ balance });
 
