@@ -6,29 +6,11 @@
  *                         exits 1 when there is some
  * Both run here against the running local stack (npm start): its Data API
  * endpoint (DATA_API_PORT or DATA_API_ENDPOINT) and Redis, with the same
- * variables as npm start. local/sync-likes.ts shares the connection check.
+ * variables as npm start.
  */
-import { db } from '../lib/platform/db';
-import { DependencyUnavailableError } from '../lib/platform/errors';
 import { closeRedis } from '../lib/platform/redis';
-import { LocalStackError, assertRedisReachable, loadLuaAsText, localSettings, useLocalStackEnv } from './env';
-
-/** Points this process at the local stack, or explains what to start first. */
-export async function connectToLocalStack(why: string): Promise<void> {
-  const settings = localSettings();
-  const endpoint = settings.dataApiEndpoint ?? `http://127.0.0.1:${settings.dataApiPort}`;
-  useLocalStackEnv(settings, endpoint);
-  await assertRedisReachable(settings.redisUrl);
-  try {
-    await db().query('SELECT 1');
-  } catch (error) {
-    if (!(error instanceof DependencyUnavailableError)) throw error;
-    throw new LocalStackError(
-      `No local Data API endpoint answers at ${endpoint}. ${why}, ` +
-        'so start the local stack first (npm start), or set DATA_API_PORT / DATA_API_ENDPOINT to where it runs.',
-    );
-  }
-}
+import { LocalStackError, loadLuaAsText } from './env';
+import { connectToLocalStack } from './stack';
 
 async function main(command: string | undefined): Promise<void> {
   if (command !== 'rebuild' && command !== 'check') throw new LocalStackError('usage: tsx local/likes-cli.ts rebuild|check');

@@ -6,7 +6,7 @@
  */
 import { closeRedis } from '../lib/platform/redis';
 import { LocalStackError, loadLuaAsText } from './env';
-import { connectToLocalStack } from './likes-cli';
+import { connectToLocalStack } from './stack';
 
 async function main(): Promise<void> {
   await connectToLocalStack('sync-likes writes likes to the database');
