@@ -1,6 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { Deadline, deadlineOf, withDeadline } from '../lib/platform/deadline';
 import { logger } from '../lib/platform/logger';
+import { scheduledHandler } from '../lib/platform/observability';
 import { refreshPopularItems, type PopularItemsRefresh } from '../lib/popular-items/popular-items';
 
 /**
@@ -18,7 +19,7 @@ import { refreshPopularItems, type PopularItemsRefresh } from '../lib/popular-it
  */
 const LOCAL_BUDGET_MS = 15 * 60_000;
 
-export const handler = async (_event?: unknown, context?: Context): Promise<PopularItemsRefresh> => {
+export const handler = scheduledHandler('evict-popular-items', async (context?: Context): Promise<PopularItemsRefresh> => {
   const deadline = context ? deadlineOf(context) : new Deadline(LOCAL_BUDGET_MS);
   try {
     const summary = await withDeadline(deadline, () => refreshPopularItems());
@@ -28,4 +29,4 @@ export const handler = async (_event?: unknown, context?: Context): Promise<Popu
     logger.error('popular items eviction failed', { error });
     throw error;
   }
-};
+});

@@ -7,6 +7,7 @@ import releaseSource from '../../lua/lock-release.lua';
 import { config, type Config } from './config';
 import { currentDeadline, type Deadline } from './deadline';
 import { logger } from './logger';
+import { metric } from './metrics';
 import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from './redis';
 
 /**
@@ -108,11 +109,15 @@ export async function cachedField(
   }
   try {
     const hit = await bounded(client.hget(valueKey, field), deadline);
-    if (hit !== null) return hit;
+    if (hit !== null) {
+      metric('CacheHit');
+      return hit;
+    }
   } catch (error) {
     failed(client, error, where);
     return (await load())[field];
   }
+  metric('CacheMiss');
   return fill(client, deadline, entry, field, load, options.settings ?? config().cache);
 }
 

@@ -11,6 +11,7 @@ import { isDatabaseUnavailable } from './dependency-errors';
 import { DependencyUnavailableError } from './errors';
 import { currentDeadline, requestDeadline } from './deadline';
 import { logger } from './logger';
+import { traceAwsClient } from './tracing';
 
 /**
  * The only door to the database: Aurora PostgreSQL through the RDS Data API.
@@ -101,7 +102,8 @@ export function db(): Database {
 }
 
 export function createDatabase(target: DataApiTarget): Database {
-  const client = new RDSDataClient({
+  // A subsegment per Data API call when TRACING_ENABLED; the client as it is otherwise.
+  const client = traceAwsClient(new RDSDataClient({
     region: target.region,
     endpoint: target.endpoint,
     // The SDK would retry a statement whose reply it did not see, and a
@@ -110,7 +112,7 @@ export function createDatabase(target: DataApiTarget): Database {
     maxAttempts: 1,
     // Backstops only: every call carries an abortSignal at its own deadline.
     requestHandler: { connectionTimeout: 1000, requestTimeout: 20000 },
-  });
+  }));
   const base = { resourceArn: target.resourceArn, secretArn: target.secretArn, database: target.database };
   const callTimeoutMs = () => target.callTimeoutMs ?? config().db.callTimeoutMs;
 
