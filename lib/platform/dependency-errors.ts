@@ -23,6 +23,9 @@ const REDIS_CLIENT_MESSAGES = [
   'Failed to refresh slots cache',
   'None of startup nodes is available',
   'Command aborted due to connection close',
+  // A cluster that kept answering CLUSTERDOWN, TRYAGAIN or MOVED through a
+  // failover until ioredis stopped redirecting (16 tries).
+  'Too many Cluster redirections',
 ];
 /**
  * Redis error replies that mean "not now" rather than "wrong": a loading or

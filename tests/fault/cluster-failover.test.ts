@@ -146,7 +146,7 @@ it('fails over under likes and charges: 503 meanwhile, then serves; counts and b
   expect(slowest).toBeLessThan(ANSWER_BOUND_MS);
   expect(unavailable.length).toBeGreaterThan(0); // the kill was felt: the test saw a failover, not a lucky gap
 
-  // --- the new primary had never seen a script: NOSCRIPT, then EVAL, then EVALSHA again ---
+  // --- the new primary had never seen a script: it got them again by EVAL, then served EVALSHA ---
   await cluster.waitUntilHealthy();
   const promoted = await cluster.masterOf(victimSlot);
   expect(promoted.port).not.toBe(victim.node.port);
@@ -162,8 +162,10 @@ it('fails over under likes and charges: 503 meanwhile, then serves; counts and b
       promotedRole: replication.role,
       promotedScripts: { noscriptReplies: noscript, evalsha: stats.evalsha, eval: stats.eval },
     });
-    expect(noscript).toBeGreaterThan(0); // it had never seen the scripts
-    expect(stats.eval?.calls ?? 0).toBeGreaterThan(0); // and got them again by EVAL
+    // ioredis sends a script's first call on a new connection as EVAL, so
+    // whether the promoted node also answers NOSCRIPT depends on whether an
+    // old connection reaches it first: reported, not required.
+    expect(stats.eval?.calls ?? 0).toBeGreaterThan(0); // it got the scripts again by EVAL
     expect(stats.evalsha?.calls ?? 0).toBeGreaterThan(stats.eval?.calls ?? 0); // and EVALSHA serves from then on
   } finally {
     admin.disconnect();

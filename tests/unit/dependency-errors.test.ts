@@ -15,6 +15,7 @@ describe('the one list of dependency errors', () => {
     ['a node loading its data', withProps('LOADING Redis is loading the dataset in memory', { name: 'ReplyError' })],
     ['a deadline script refusing', withProps('EXPIRED the request gave up before this ran', { name: 'ReplyError' })],
     ['a cluster mid-failover', withProps('CLUSTERDOWN The cluster is down', { name: 'ReplyError' })],
+    ['a cluster down through every redirection', new Error('Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down')],
     ['an error from another realm (a plain object)', { name: 'MaxRetriesPerRequestError', message: 'x' }],
     ['a wrapped socket error', new Error('request failed', { cause: withProps('socket hang up', { code: 'ECONNRESET' }) })],
   ])('Redis: %s', (_, error) => {
