@@ -59,6 +59,12 @@ const schema = z.object({
   REDIS_AUTH_PARAMETER: z.optional(text),
   REDIS_CONNECT_TIMEOUT_MS: positiveInt(1000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt(1000),
+  /**
+   * How long an idempotent script whose outcome is unknown (a like in flight
+   * when its primary died) is retried before its 503: about a failover's
+   * length, so the answer is the truth; lib/platform/redis resolveUnknown.
+   */
+  REDIS_RESOLVE_BUDGET_MS: positiveInt(2000),
 
   DB_RESOURCE_ARN: text,
   DB_SECRET_ARN: text,
@@ -189,6 +195,7 @@ export interface Config {
     authParameter: string | undefined;
     connectTimeoutMs: number;
     commandTimeoutMs: number;
+    resolveBudgetMs: number;
   };
   db: {
     resourceArn: string;
@@ -278,6 +285,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       authParameter: e.REDIS_AUTH_PARAMETER,
       connectTimeoutMs: e.REDIS_CONNECT_TIMEOUT_MS,
       commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+      resolveBudgetMs: e.REDIS_RESOLVE_BUDGET_MS,
     },
     db: {
       resourceArn: e.DB_RESOURCE_ARN,

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Redis, { Cluster, ReplyError, type ClusterOptions, type Command, type RedisOptions } from 'ioredis';
 import { config } from './config';
-import { currentDeadline } from './deadline';
+import { currentDeadline, withDeadline } from './deadline';
 import { isRedisUnavailable as isUnavailable, redisReplyCode } from './dependency-errors';
 import { logger } from './logger';
 import { redisAuthToken } from './secrets';
@@ -34,6 +35,9 @@ import { redisAuthToken } from './secrets';
  */
 
 export type RedisClient = Redis | Cluster;
+
+/** A connection silent for this many command timeouts is given up. */
+const SOCKET_TIMEOUT_FACTOR = 5;
 
 /** Longest pause between reconnect attempts: one SYN per half second is nothing, a slow recovery is not. */
 const RECONNECT_MAX_DELAY_MS = 500;
@@ -70,8 +74,12 @@ export function createClient(): RedisClient {
     // Commands waiting and nothing arriving for a whole command timeout on a
     // connection that looks open: a node gone without a reset, a black hole.
     // The socket is destroyed and the client reconnects, instead of waiting
-    // on it until TCP gives up minutes later.
-    socketTimeout: commandTimeoutMs,
+    // on it until TCP gives up minutes later. Well after the commands' own
+    // timers: a Redis that stalls for seconds (paused, a long script, a
+    // fork) then ends in their timeouts, which prove nothing ran (503 at
+    // once), rather than in a lost connection, whose outcome is unknown and
+    // costs an idempotent script its resolve budget.
+    socketTimeout: commandTimeoutMs * SOCKET_TIMEOUT_FACTOR,
     retryStrategy: (attempt) => Math.min(attempt * 100, RECONNECT_MAX_DELAY_MS),
     reconnectOnError: (error) => (redisReplyCode(error.message) === 'READONLY' || redisReplyCode(error.message) === 'LOADING' ? 1 : false),
     keyPrefix,
@@ -362,10 +370,34 @@ export async function runScript<T>(
   try {
     return await call();
   } catch (error) {
-    // The one extra round trip, on an unknown outcome only (see LuaScript.idempotent).
-    if (!outcomeUnknown(error) || currentDeadline().remainingMs() < MIN_RETRY_MS) throw error;
-    return call();
+    if (!outcomeUnknown(error)) throw error;
+    return resolveUnknown(call, error);
   }
+}
+
+/**
+ * The first call's outcome is unknown (see LuaScript.idempotent): call again,
+ * with a fresh cutoff each time, until one answers, within
+ * REDIS_RESOLVE_BUDGET_MS and the request's deadline. A primary that died
+ * with the call in flight is replaced within a failover (2 to 3 s here), so
+ * one retry right away is not enough. Extra round trips on this path only.
+ * Past the budget the last error stands: the one case where a 503 may hide
+ * a like that stands.
+ */
+async function resolveUnknown<T>(call: () => Promise<T>, first: unknown): Promise<T> {
+  const budget = currentDeadline().within(config().redis.resolveBudgetMs);
+  let last = first;
+  for (let attempt = 0; budget.remainingMs() >= MIN_RETRY_MS; attempt++) {
+    try {
+      return await withDeadline(budget, call);
+    } catch (error) {
+      // A reply (not a transient one) decides; anything else leaves it unknown.
+      if (!isUnavailable(error)) throw error;
+      last = error;
+    }
+    await sleep(Math.min(50 * 2 ** attempt, 400, budget.remainingMs()));
+  }
+  throw last;
 }
 
 /** Less time than this left, a retry could only time out. */
