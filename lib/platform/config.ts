@@ -61,10 +61,14 @@ const schema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: positiveInt(1000),
   /**
    * How long an idempotent script whose outcome is unknown (a like in flight
-   * when its primary died) is retried before its 503: about a failover's
-   * length, so the answer is the truth; lib/platform/redis resolveUnknown.
+   * when its primary died) is retried before its 503 (lib/platform/redis
+   * resolveUnknown). Default: 2000 on a cluster, about a failover of its own
+   * (the replica takes over in 2-3 s), so the answer is the truth; 500
+   * standalone, enough to reconnect after a dropped connection, while a
+   * standalone primary that died is replaced by DNS far more slowly than
+   * any request can wait.
    */
-  REDIS_RESOLVE_BUDGET_MS: positiveInt(2000),
+  REDIS_RESOLVE_BUDGET_MS: z.optional(z.coerce.number().check(z.int(), z.positive())),
 
   DB_RESOURCE_ARN: text,
   DB_SECRET_ARN: text,
@@ -285,7 +289,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       authParameter: e.REDIS_AUTH_PARAMETER,
       connectTimeoutMs: e.REDIS_CONNECT_TIMEOUT_MS,
       commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
-      resolveBudgetMs: e.REDIS_RESOLVE_BUDGET_MS,
+      resolveBudgetMs: e.REDIS_RESOLVE_BUDGET_MS ?? (e.REDIS_CLUSTER ? 2000 : 500),
     },
     db: {
       resourceArn: e.DB_RESOURCE_ARN,
