@@ -6,6 +6,8 @@
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] the rebuilder's token
 --       [3] the epoch and [4] the id of the last entry applied ('' for none),
 --       read in the same statement as [6] the count  [5] the author id
+--       [7] '1' to finish even when the sync trimmed changes newer than that
+--       read (see likes-rebuild-post.lua)
 -- Reply: {1, count} when done; {0} when the lock is no longer this
 -- rebuilder's; {-1} when the sync trimmed changes newer than that read: read
 -- again. Nothing is written unless the reply is {1, count}.
@@ -39,7 +41,7 @@ if epoch == ARGV[3] and ARGV[4] ~= '' then
   applied = ARGV[4]
 end
 local trimmed = redis.call('HGET', KEYS[5], 'trimmed') or '0-0'
-if after(trimmed, applied) then
+if ARGV[7] ~= '1' and after(trimmed, applied) then
   return { -1 }
 end
 

@@ -8,6 +8,9 @@
 --       [3] the epoch and [4] the id of the last stream entry that PostgreSQL
 --       had applied when the rebuild started reading it (likes_sync_state;
 --       '' for none)  [5] the post id
+--       [6] '1' to finish even when the sync trimmed changes that read did
+--       not include (after retries that kept seeing it: this PostgreSQL is
+--       not the record the stream was synced to, see lib/likes/rebuild)
 -- Reply: {1, like count} when done; {0} when the lock is no longer this
 -- rebuilder's (nothing written); {-1} when the sync trimmed changes that the
 -- rebuild's read of PostgreSQL did not include: read again (the work set is
@@ -44,7 +47,7 @@ if epoch == ARGV[3] and ARGV[4] ~= '' then
   applied = ARGV[4]
 end
 local trimmed = redis.call('HGET', KEYS[6], 'trimmed') or '0-0'
-if after(trimmed, applied) then
+if ARGV[6] ~= '1' and after(trimmed, applied) then
   redis.call('DEL', KEYS[1])
   return { -1 }
 end
