@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Redis from 'ioredis';
 import { startRedisServer, type RedisServer } from '../support/redis-server';
+import { ANSWER_BOUND_MS } from './redis-harness';
 
 /**
  * The point lock against a Redis of the test's own that it freezes
@@ -21,9 +22,6 @@ let lock: LockModule;
 let redisModule: RedisModule;
 /** A connection of the test's own, to look at the server's keys (with the file's prefix). */
 let inspect: Redis;
-
-/** "503 within about 2 s" on a loaded 2-core machine. */
-const ANSWER_BOUND_MS = 2500;
 
 beforeAll(async () => {
   server = await startRedisServer();

@@ -100,6 +100,25 @@ export async function startFaultStack(): Promise<FaultStack> {
   }
 }
 
+/** "503 within about 2 s" (API.md, local defaults) on a loaded 2-core machine. */
+export const ANSWER_BOUND_MS = 2500;
+
+/**
+ * The file's stack, started before its tests and closed after them; a
+ * server a test left paused is let go first, so closing cannot hang on it.
+ */
+export function useFaultStack(): () => FaultStack {
+  let stack: FaultStack | undefined;
+  beforeAll(async () => {
+    stack = await startFaultStack();
+  }, 60_000);
+  afterAll(async () => {
+    stack?.server.resume();
+    await stack?.close();
+  });
+  return () => stack!;
+}
+
 /** The answer API.md asks for when a dependency does not answer. */
 export function isUnavailableProblem(answer: Timed): boolean {
   return (

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { balanceOf, insertUser, is2xx, isUnavailableProblem, startFaultStack, summary, type FaultStack } from './redis-harness';
+import { ANSWER_BOUND_MS, balanceOf, insertUser, is2xx, isUnavailableProblem, useFaultStack, summary } from './redis-harness';
 
 /**
  * Redis frozen while one charge holds the user's point lock (its statement
@@ -10,18 +10,10 @@ import { balanceOf, insertUser, is2xx, isUnavailableProblem, startFaultStack, su
  * behind a lock handed to, or taken by, a request that already failed.
  */
 
-const ANSWER_BOUND_MS = 2500;
-
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-}, 60_000);
-afterAll(async () => {
-  stack?.server.resume();
-  await stack?.close();
-});
+const fault = useFaultStack();
 
 it('leaves no lock behind for the next charge when Redis freezes under a holder and its waiters', async () => {
+  const stack = fault();
   const { pg, server } = stack;
   const user = 7;
   await insertUser(pg, user, 1000);

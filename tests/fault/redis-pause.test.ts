@@ -1,15 +1,15 @@
 import Redis from 'ioredis';
 import {
+  ANSWER_BOUND_MS,
   balanceOf,
   insertItem,
   insertPost,
   insertUser,
   is2xx,
   isUnavailableProblem,
-  startFaultStack,
+  useFaultStack,
   summary,
   untilServed,
-  type FaultStack,
   type Timed,
 } from './redis-harness';
 
@@ -22,19 +22,10 @@ import {
  */
 
 const PAUSE_MS = 3000;
-/** "503 within about 2 s" on a loaded 2-core machine. */
-const ANSWER_BOUND_MS = 2500;
-
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-}, 60_000);
-afterAll(async () => {
-  stack?.server.resume();
-  await stack?.close();
-});
+const fault = useFaultStack();
 
 it('answers everything fast while Redis is frozen, and nothing refused takes effect after it thaws', async () => {
+  const stack = fault();
   const { pg, server } = stack;
   const author = 1;
   const [postA, postB] = [101, 102];

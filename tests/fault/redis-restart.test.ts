@@ -1,14 +1,14 @@
 import {
+  ANSWER_BOUND_MS,
   balanceOf,
   insertItem,
   insertPost,
   insertUser,
   is2xx,
   isUnavailableProblem,
-  startFaultStack,
+  useFaultStack,
   summary,
   untilServed,
-  type FaultStack,
 } from './redis-harness';
 
 /**
@@ -18,17 +18,10 @@ import {
  * restart, with no restart of the function.
  */
 
-const ANSWER_BOUND_MS = 2500;
-
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-}, 60_000);
-afterAll(async () => {
-  await stack?.close();
-});
+const fault = useFaultStack();
 
 it('is 503 fast while Redis is down and serves again soon after it restarts empty', async () => {
+  const stack = fault();
   const { pg, server } = stack;
   const author = 1;
   const post = 101;
