@@ -3,11 +3,18 @@
 -- yet, stored with the loaded marker in one atomic step.
 -- KEYS (one hash tag): [1] the author's counter  [2] the author's loaded marker
 --   [3] the rebuild lock  [4] the bucket's change STREAM  [5] the bucket's meta HASH
+--   [6] the author's none marker
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] the rebuilder's token
 --       [3] the epoch and [4] the id of the last entry applied ('' for none),
 --       read in the same statement as [6] the count  [5] the author id
 --       [7] '1' to finish even when the sync trimmed changes newer than that
 --       read (see likes-rebuild-post.lua)
+--       [8] '1' when the author has a post in that read, else '0'
+--       [9] how long, in seconds, "no post" is kept
+-- An author with no post and no pending change gets only KEYS[6], with a
+-- TTL: ids that are not there store nothing that lasts. It answers 0 for
+-- received-likes; a like needs KEYS[2], so the first like on a post of
+-- theirs rebuilds them for real, and KEYS[6] goes then.
 -- Reply: {1, count} when done; {0} when the lock is no longer this
 -- rebuilder's; {-1} when the sync trimmed changes newer than that read: read
 -- again. Nothing is written unless the reply is {1, count}.
@@ -47,6 +54,7 @@ end
 
 local authorId = ARGV[5]
 local count = tonumber(ARGV[6])
+local seen = false
 local start = '(' .. applied
 while true do
   local entries = redis.call('XRANGE', KEYS[4], start, '+', 'COUNT', 1000)
@@ -58,6 +66,7 @@ while true do
     end
     if f.a == authorId then
       count = count + (f.o == '1' and 1 or -1)
+      seen = true
     end
   end
   if #entries < 1000 then
@@ -69,8 +78,14 @@ if count < 0 then
   count = 0
 end
 
+if ARGV[8] ~= '1' and not seen and count == 0 then
+  redis.call('SET', KEYS[6], 1, 'EX', ARGV[9])
+  redis.call('DEL', KEYS[3])
+  return { 1, 0 }
+end
+
 -- %d: tostring() of a large number would use an exponent.
 redis.call('SET', KEYS[1], string.format('%d', count))
 redis.call('SET', KEYS[2], 1)
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[6])
 return { 1, count }

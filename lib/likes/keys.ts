@@ -25,6 +25,10 @@
  *   likes:{lk:b}:u:<a>:received              STRING  received-like count (the sum of the author's posts)
  *   likes:{lk:b}:u:<a>:loaded                STRING  the counter was rebuilt from PostgreSQL + pending changes
  *   likes:{lk:b}:u:<a>:rebuilding            STRING  rebuild lock
+ *   likes:{lk:b}:u:<a>:none                  STRING  the author had no post and no pending change when last
+ *                                                    rebuilt: received-likes answers 0 until it expires
+ *                                                    (EMPTY_AUTHOR_TTL_SECONDS). Never a loaded marker: a like
+ *                                                    still needs the author rebuilt for real first.
  * Per bucket:
  *   likes:{lk:b}:changes                     STREAM  every change not yet synced (and, briefly, synced ones
  *                                                    until the sync trims them): fields s (seq), p, u, a, o (1 like,
@@ -32,13 +36,18 @@
  *   likes:{lk:b}:meta                        HASH    seq (last change's number), epoch (this stream's
  *                                                    incarnation), trimmed (id of the last entry trimmed)
  * Outside any bucket (read alone, one GET):
- *   post-author:<p>                          STRING  the post's author id, a cache (lib/likes/post-authors)
+ *   post-author:<p>                          STRING  the post's author id, a cache (lib/likes/post-authors);
+ *                                                    or "none", briefly, for a post that does not exist
  *
  * A loaded marker is what lets the scripts tell "no likes" from "Redis forgot":
  * a like script writes only when both the post's and the author's are present,
  * and otherwise asks the caller to rebuild (lib/likes/rebuild). None of these
- * keys expires except the authorship marker and the rebuild leases, so an
- * eviction policy that spares keys without a TTL never drops likes alone.
+ * keys expires except the authorship marker, the rebuild leases and the
+ * answers about ids that do not exist (post-author "none", the author's
+ * none marker), so an eviction policy that spares keys without a TTL never
+ * drops likes alone, and asking about ids that are not there stores nothing
+ * that lasts. Every key without a TTL belongs to a post in the database or to
+ * an author who has one.
  */
 
 export const LIKE_BUCKETS = 64;
@@ -58,6 +67,7 @@ export const postRebuildWorkKey = (authorId: number, postId: number, token: stri
 export const receivedLikesKey = (authorId: number): string => `${author(authorId)}:received`;
 export const authorLoadedKey = (authorId: number): string => `${author(authorId)}:loaded`;
 export const authorRebuildLockKey = (authorId: number): string => `${author(authorId)}:rebuilding`;
+export const authorNoneKey = (authorId: number): string => `${author(authorId)}:none`;
 
 export const changesKey = (bucket: number): string => `likes:${bucketTag(bucket)}:changes`;
 export const bucketMetaKey = (bucket: number): string => `likes:${bucketTag(bucket)}:meta`;

@@ -12,6 +12,7 @@ import { logger } from '../platform/logger';
 import { luaScript, redis, runScript, type LuaScript, type RedisClient } from '../platform/redis';
 import {
   authorLoadedKey,
+  authorNoneKey,
   authorshipKey,
   likeScriptKeys,
   likeSetKey,
@@ -71,7 +72,7 @@ export { likeSetKey, receivedLikesKey };
 export const likeScript = luaScript('like', 7, likeSource, { deadline: true, idempotent: true });
 const unlikeScript = luaScript('unlike', 7, unlikeSource, { deadline: true, idempotent: true });
 const likeStatusScript = luaScript('likeStatus', 3, likeStatusSource);
-const receivedScript = luaScript('likesReceived', 2, receivedSource);
+const receivedScript = luaScript('likesReceived', 3, receivedSource);
 const unloadScript = luaScript('likesUnload', 4, unloadSource, { deadline: true });
 
 /** POST /posts/{postId}/likes: liking twice is still one like. */
@@ -118,13 +119,15 @@ export async function likeStatus(postId: number, userId: number, deps: LikesDeps
 /**
  * GET /users/{userId}/received-likes: one EVALSHA. A user with no posts, no
  * liked post or no row at all has a count of 0 (after a first rebuild, which
- * finds nothing in the database).
+ * finds nothing in the database). For a user with no post that answer is
+ * kept only for EMPTY_AUTHOR_TTL_SECONDS (lib/likes/rebuild): ids that are
+ * not there cost one query per id per period and leave nothing that lasts.
  */
 export async function receivedLikes(userId: number, deps: LikesDeps = defaultDeps()): Promise<ReceivedLikes> {
   const key = receivedLikesKey(userId);
   const deadline = currentDeadline();
   for (;;) {
-    const stored = await runScript<string | number>(receivedScript, [key, authorLoadedKey(userId)], [], deps.redis);
+    const stored = await runScript<string | number>(receivedScript, [key, authorLoadedKey(userId), authorNoneKey(userId)], [], deps.redis);
     if (stored !== -1) {
       if (typeof stored !== 'string' || !/^(0|[1-9]\d*)$/.test(stored) || !Number.isSafeInteger(Number(stored))) {
         throw new InternalError(`${key} does not hold a like count: ${JSON.stringify(stored)}`);

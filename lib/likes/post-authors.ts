@@ -22,9 +22,11 @@ import { authorshipKey, postAuthorKey } from './keys';
  * for the pair, they write nothing and the caller reloads from the database
  * (`reload`). The warm path stays one command.
  *
- * "No such post" is never cached: the post may be inserted a moment later, and
- * a like on it must then work. So every request about a missing post costs a
- * Redis GET and a SELECT.
+ * "No such post" is kept in Redis for MISSING_POST_TTL_MS only (`none` under
+ * the same key, never in the LRU): a caller asking about an id again and
+ * again costs one SELECT per id per period, and stores nothing that lasts,
+ * while a post inserted right after a 404 on it takes likes that much later
+ * at worst.
  *
  * The marker expires after LIKES_POST_RECHECK_SECONDS: then the next like
  * asks the database again, and a post deleted meanwhile answers 404 from then
@@ -48,18 +50,26 @@ export { authorshipKey, postAuthorKey };
  */
 const REDIS_TTL_SECONDS = 30 * 24 * 3600;
 
+/** How long a 404 is answered from Redis: short, since the post may be inserted a moment later. */
+export const MISSING_POST_TTL_MS = 1000;
+const MISSING = 'none';
+
 export function createPostAuthors(client: RedisClient, database: Queryable, maxEntries = 10_000): PostAuthors {
   async function load(postId: number): Promise<number | undefined> {
     // A value that is not an id cannot have come from us: reload it rather
     // than send likes to a made-up author.
-    const cached = idString.safeParse(await client.get(postAuthorKey(postId)));
+    const stored = await client.get(postAuthorKey(postId));
+    if (stored === MISSING) return undefined;
+    const cached = idString.safeParse(stored);
     return cached.success ? cached.data : loadFromDatabase(postId);
   }
 
   async function loadFromDatabase(postId: number): Promise<number | undefined> {
     const { rows } = await database.query<{ author_id: number }>('SELECT author_id FROM posts WHERE id = :postId', { postId });
     const authorId = rows[0]?.author_id;
-    if (authorId !== undefined) {
+    if (authorId === undefined) {
+      await client.set(postAuthorKey(postId), MISSING, 'PX', MISSING_POST_TTL_MS);
+    } else {
       // Two slots, so two commands, sent together: one round trip of latency.
       await Promise.all([
         client.set(postAuthorKey(postId), authorId, 'EX', REDIS_TTL_SECONDS),
@@ -82,10 +92,8 @@ export function createPostAuthors(client: RedisClient, database: Queryable, maxE
   const reloading = new Map<number, Promise<number | undefined>>();
   async function reloadOnce(postId: number): Promise<number | undefined> {
     const authorId = await loadFromDatabase(postId);
-    if (authorId === undefined) {
-      cache.delete(postId);
-      await client.del(postAuthorKey(postId));
-    } else cache.set(postId, authorId);
+    if (authorId === undefined) cache.delete(postId);
+    else cache.set(postId, authorId);
     return authorId;
   }
 

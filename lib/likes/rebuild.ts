@@ -11,6 +11,7 @@ import { logger } from '../platform/logger';
 import { luaScript, runScript, type RedisClient } from '../platform/redis';
 import {
   authorLoadedKey,
+  authorNoneKey,
   authorRebuildLockKey,
   bucketMetaKey,
   bucketOf,
@@ -48,13 +49,21 @@ import {
 const PAGE_SIZE = 10_000;
 /** How often a waiting request looks for another caller's rebuild to finish. */
 const POLL_MS = 20;
+/**
+ * How long "this user has no post" is kept (lua/likes-rebuild-author.lua):
+ * a received-likes for an id that is not there costs one query per id per
+ * period, and stores nothing that outlives it. The answer cannot go stale:
+ * a like on a post of theirs needs the author's loaded marker, which this
+ * is not, so the first one rebuilds the author from the database.
+ */
+export const EMPTY_AUTHOR_TTL_SECONDS = 60;
 /** Rebuild attempts before giving up when every read races a sync trim (each costs a sync round, about a minute apart in AWS). */
 const ATTEMPTS = 5;
 
 const lockScript = luaScript('likesRebuildLock', 2, rebuildLockSource, { deadline: true });
 const chunkScript = luaScript('likesRebuildChunk', 2, rebuildChunkSource, { deadline: true });
 const finishPostScript = luaScript('likesRebuildPost', 6, rebuildPostSource, { deadline: true });
-const finishAuthorScript = luaScript('likesRebuildAuthor', 5, rebuildAuthorSource, { deadline: true });
+const finishAuthorScript = luaScript('likesRebuildAuthor', 6, rebuildAuthorSource, { deadline: true });
 const unlockScript = luaScript('likesRebuildUnlock', 1, rebuildUnlockSource, { deadline: true });
 
 export interface RebuildDeps {
@@ -82,7 +91,8 @@ SELECT s.epoch, s.last_entry_id,
 const AUTHOR_COUNT_SQL = `
 SELECT s.epoch, s.last_entry_id,
        (SELECT count(*) FROM post_likes AS l JOIN posts AS p ON p.id = l.post_id
-         WHERE p.author_id = :authorId) AS likes
+         WHERE p.author_id = :authorId) AS likes,
+       EXISTS (SELECT 1 FROM posts WHERE author_id = :authorId) AS has_posts
   FROM (SELECT 1) AS one
   LEFT JOIN likes_sync_state AS s ON s.bucket = :bucket`;
 
@@ -168,13 +178,21 @@ async function rebuildPost(authorId: number, postId: number, token: string, deps
 
 async function rebuildAuthor(authorId: number, token: string, deps: RebuildDeps, force: boolean): Promise<Outcome> {
   const bucket = bucketOf(authorId);
-  const { rows } = await deps.db.query<{ epoch: string | null; last_entry_id: string | null; likes: number | string }>(AUTHOR_COUNT_SQL, {
+  const { rows } = await deps.db.query<{ epoch: string | null; last_entry_id: string | null; likes: number | string; has_posts: boolean }>(AUTHOR_COUNT_SQL, {
     authorId,
     bucket,
   });
   const row = rows[0];
-  const keys = [receivedLikesKey(authorId), authorLoadedKey(authorId), authorRebuildLockKey(authorId), changesKey(bucket), bucketMetaKey(bucket)];
-  const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', authorId, Number(row?.likes ?? 0), force ? '1' : '0'];
+  const keys = [
+    receivedLikesKey(authorId),
+    authorLoadedKey(authorId),
+    authorRebuildLockKey(authorId),
+    changesKey(bucket),
+    bucketMetaKey(bucket),
+    authorNoneKey(authorId),
+  ];
+  const hasPosts = row?.has_posts === true || String(row?.has_posts) === 'true';
+  const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', authorId, Number(row?.likes ?? 0), force ? '1' : '0', hasPosts ? '1' : '0', EMPTY_AUTHOR_TTL_SECONDS];
   const [status, count] = await runScript<[number, number?]>(finishAuthorScript, keys, args, deps.redis);
   if (status === 1) logger.info('received likes rebuilt from the database', { authorId, receivedLikeCount: count });
   return status === 1 ? 'done' : status === 0 ? 'lost' : 'retry';

@@ -10,7 +10,7 @@ import {
   unlike,
   type LikesDeps,
 } from '../../lib/likes/likes';
-import { createPostAuthors, postAuthorKey } from '../../lib/likes/post-authors';
+import { createPostAuthors, MISSING_POST_TTL_MS, postAuthorKey } from '../../lib/likes/post-authors';
 import { useTestDatabase } from '../support/database';
 import { scanAll, testRedis, unlinkMatching, type TestRedisClient } from '../support/redis-nodes';
 
@@ -130,7 +130,7 @@ describe('like and unlike', () => {
 });
 
 describe('the post and its author', () => {
-  it('answers 404 for a missing post and writes nothing, then works once the post exists', async () => {
+  it('answers 404 for a missing post and keeps that answer only briefly, then works once the post exists', async () => {
     const postId = freshId();
     const authorId = freshId();
     const userId = freshId();
@@ -138,9 +138,12 @@ describe('the post and its author', () => {
       await expect(call(postId, userId)).rejects.toBeInstanceOf(NotFoundError);
     }
     expect(await scanAll(raw, `${prefix}*:post:${postId}`)).toEqual([]);
-    expect(await raw.exists(prefix + postAuthorKey(postId))).toBe(0);
+    // The 404 is kept for MISSING_POST_TTL_MS, so asking again costs no query; nothing that lasts.
+    expect(await raw.get(prefix + postAuthorKey(postId))).toBe('none');
+    expect(await raw.pttl(prefix + postAuthorKey(postId))).toBeLessThanOrEqual(MISSING_POST_TTL_MS);
 
     await insertPost(authorId, postId);
+    await new Promise((resolve) => setTimeout(resolve, MISSING_POST_TTL_MS + 50));
     expect(await like(postId, userId)).toEqual({ postId, liked: true, changed: true, likeCount: 1 });
     expect(await receivedLikes(authorId)).toEqual({ userId: authorId, receivedLikeCount: 1 });
   });
@@ -291,7 +294,7 @@ describe('a script checks everything before its first write', () => {
   });
 
   it('refuses to read a corrupt received-like counter', async () => {
-    const authorId = freshId();
+    const { authorId } = await insertPost();
     await receivedLikes(authorId); // loaded (as 0): a rebuild would overwrite what follows
     await raw.set(prefix + receivedLikesKey(authorId), '12abc');
     await expect(receivedLikes(authorId)).rejects.toBeInstanceOf(InternalError);
