@@ -1,4 +1,4 @@
--- The tables of the HTTP contract (../shared/API.md, "Data the tests may insert").
+-- The tables of the HTTP contract (docs/api.md, "Data tables").
 -- Outside tests insert rows directly, so every column they do not name has a
 -- default, and constraints stop at what no valid row can break. IF NOT EXISTS:
 -- a database whose owners created these tables first is adopted, not refused

@@ -171,7 +171,7 @@ export function openApiDocument(): Record<string, unknown> {
     info: {
       title: 'Likes, points and popular items',
       version: '1.0.0',
-      description: 'The HTTP contract of ../shared/API.md. Errors are RFC 9457 problem+json.',
+      description: 'Likes, points and popular items over HTTP. The reference, with the rules behind every answer, is docs/api.md in the repository. Errors are RFC 9457 problem+json.',
     },
     servers: [{ url: '/' }],
     components: {

@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import { idNumber } from '../platform/http';
 
 /**
- * The response bodies of the HTTP contract (../shared/API.md), as zod
+ * The response bodies of the HTTP contract (docs/api.md), as zod
  * schemas: lib/openapi/document publishes them, and the e2e tests check live
  * answers against the published document. Strict objects: a field the
  * document does not name is a mismatch, so the document grows with the API.
