@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
 import evictSource from '../../lua/cache-evict.lua';
 import fillSource from '../../lua/cache-fill.lua';
 import getOrLockSource from '../../lua/cache-get-or-lock.lua';
+import readSource from '../../lua/cache-read.lua';
 import releaseSource from '../../lua/lock-release.lua';
 import { config, type Config } from './config';
 import { currentDeadline, type Deadline } from './deadline';
@@ -24,8 +26,20 @@ import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } fro
  * Values are grouped (one group per feature); a group's keys share one hash
  * tag, so a script can touch all of them on a cluster, and a registry set
  * lists them (and the fill locks in flight) so the whole group can be evicted
- * without scanning the keyspace. An eviction is seen by every instance at
- * once: nothing is kept in process.
+ * without scanning the keyspace.
+ *
+ * A group may also keep values in each instance's memory (InstanceTier, an
+ * option): a warm hit then costs no network at all. Lambda freezes idle
+ * instances, so a message telling them of an eviction (pub/sub) could not be
+ * taken when sent and would be lost; instead every eviction sets the group's
+ * generation in Redis, and an instance answers from memory only within δ
+ * (CACHE_INSTANCE_FRESH_MS) of its last check of that generation, by the
+ * wall clock (a monotonic clock may stand still while Lambda freezes the
+ * instance). Past δ one GET revalidates the entry; a changed generation
+ * refills it through the Redis path. So an eviction is seen everywhere
+ * within δ of it, and Redis gets at most one GET per instance and entry per
+ * δ. An entry that cannot be revalidated (Redis away) is not answered: the
+ * caller loads from the source, as without the tier.
  *
  * Redis failing never fails the caller: the value is loaded from its source
  * instead (logged as degraded), and within the request's deadline: Redis gets
@@ -39,7 +53,8 @@ const getOrLockScript = luaScript('cacheGetOrLock', 3, getOrLockSource, { deadli
 const fillScript = luaScript('cacheFillHash', 3, fillSource, { deadline: true });
 /** lib/platform/lock's holder-only release: the fill lock's value is its holder's random token too. */
 const releaseScript = luaScript('lockRelease', 1, releaseSource);
-const evictScript = luaScript('cacheEvict', 1, evictSource);
+const evictScript = luaScript('cacheEvict', 2, evictSource);
+const readScript = luaScript('cacheRead', 2, readSource);
 
 /** Client states after a lost connection (ioredis, standalone and cluster alike). */
 const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
@@ -51,7 +66,7 @@ const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
 export const REDIS_BACKOFF_MS = 1000;
 const skipUntil = new WeakMap<RedisClient, number>();
 
-export type CacheSettings = Config['cache'];
+export type CacheSettings = Omit<Config['cache'], 'instance'>;
 
 export interface CacheEntry {
   /** The feature the value belongs to; evicted together. */
@@ -68,6 +83,8 @@ export interface CacheEntry {
 export interface CacheOptions {
   redis?: RedisClient;
   settings?: CacheSettings;
+  /** Keep hits in this instance's memory too (see InstanceTier). */
+  instance?: InstanceTier;
 }
 
 /** The Redis keys of a group (without the client's key prefix). */
@@ -75,9 +92,111 @@ export function cacheKeys(group: string) {
   const base = `cache:{${group}}`;
   return {
     registry: `${base}:registry`,
+    generation: `${base}:generation`,
     value: (variant: string) => `${base}:value:${variant}`,
     lock: (variant: string) => `${base}:lock:${variant}`,
   };
+}
+
+export interface InstanceTierSettings {
+  /** δ: how long an entry is answered after its last check of the group's generation. */
+  freshMs: number;
+  maxEntries: number;
+  /** Bytes of keys and values, counted as UTF-16 (2 bytes a character). */
+  maxBytes: number;
+}
+
+interface MemoryEntry {
+  group: string;
+  value: string;
+  /** The group's generation this value was read under (null: never evicted). */
+  generation: string | null;
+  /** Wall-clock ms when the generation was last sent for (Date.now, see above). */
+  checkedAt: number;
+}
+
+/** Every tier of this process: an eviction run here drops its group from each at once. */
+const tiers = new Set<InstanceTier>();
+
+/**
+ * Values kept in this instance's memory, in front of Redis: least recently
+ * used first out past maxEntries or maxBytes. No TTL of its own: entries of
+ * a past business date are simply never asked for again, and age out.
+ */
+export class InstanceTier {
+  private readonly entries: LRUCache<string, MemoryEntry>;
+  /** Memory-only values (remember()) being loaded: concurrent callers share one load. */
+  private readonly loading = new Map<string, Promise<string>>();
+
+  constructor(
+    readonly settings: InstanceTierSettings,
+    /** The wall clock; tests move it to play a frozen instance. */
+    readonly now: () => number = Date.now,
+  ) {
+    this.entries = new LRUCache<string, MemoryEntry>({
+      max: settings.maxEntries,
+      maxSize: settings.maxBytes,
+      sizeCalculation: (entry, key) => 2 * (entry.value.length + key.length) + 64,
+    });
+    tiers.add(this);
+  }
+
+  /** How many entries are held (tests, the bench). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Drops every entry of `group` held here. */
+  dropGroup(group: string): void {
+    for (const [key, entry] of this.entries.entries()) {
+      if (entry.group === group) this.entries.delete(key);
+    }
+  }
+
+  /**
+   * A value kept in memory only, for `maxAgeMs` from the start of the load
+   * that produced it (a value that changes with every write, where a
+   * generation would change as often: trending). Concurrent callers of one
+   * key share one load; a failed load is not kept.
+   */
+  async remember(key: string, maxAgeMs: number, load: () => Promise<string>): Promise<string> {
+    const now = this.now();
+    const held = this.entries.get(key);
+    if (held && now >= held.checkedAt && now - held.checkedAt < maxAgeMs) return held.value;
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    const loaded = load().then(
+      (value) => {
+        this.entries.set(key, { group: '', value, generation: null, checkedAt: now });
+        return value;
+      },
+    );
+    this.loading.set(key, loaded);
+    try {
+      return await loaded;
+    } finally {
+      this.loading.delete(key);
+    }
+  }
+
+  /** @internal cachedField's: the entry, and whether it is inside δ of its last check. */
+  lookup(key: string): { entry: MemoryEntry; fresh: boolean } | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    const now = this.now();
+    // A clock that stepped back proves nothing about the time since the check.
+    return { entry, fresh: now >= entry.checkedAt && now - entry.checkedAt < this.settings.freshMs };
+  }
+
+  /** @internal */
+  store(key: string, entry: MemoryEntry): void {
+    this.entries.set(key, entry);
+  }
+
+  /** @internal */
+  drop(key: string): void {
+    this.entries.delete(key);
+  }
 }
 
 class RedisTooSlowError extends Error {
@@ -101,24 +220,75 @@ export async function cachedField(
   const valueKey = cacheKeys(entry.group).value(entry.variant);
   const where = { group: entry.group, variant: entry.variant }; // for the logs
 
+  const tier = options.instance;
+  const memoryKey = `${entry.group}\u0000${entry.variant}\u0000${field}`;
+  const held = tier?.lookup(memoryKey);
+  if (held?.fresh) {
+    metric('CacheInstanceHit');
+    return held.entry.value;
+  }
+
   if (DISCONNECTED.has(client.status) || (skipUntil.get(client) ?? 0) > performance.now()) {
     // Redis was lost (the client is reconnecting in the background) or just
     // failed to answer: each command would wait out its timeout only to fail.
     logger.debug('cache skipped, loading from the source', { ...where, status: client.status });
     return (await load())[field];
   }
+  if (!tier) {
+    try {
+      const hit = await bounded(client.hget(valueKey, field), deadline);
+      if (hit !== null) {
+        metric('CacheHit');
+        return hit;
+      }
+    } catch (error) {
+      failed(client, error, where);
+      return (await load())[field];
+    }
+    metric('CacheMiss');
+    return (await fill(client, deadline, entry, field, load, options.settings ?? config().cache)).value;
+  }
+
+  // The instance tier: the generation is sent for before anything is read,
+  // and that moment counts as the check, so an entry is never answered more
+  // than δ after a moment at which its generation was current.
+  const checkedAt = tier.now();
+  const generationKey = cacheKeys(entry.group).generation;
+  let generation: string | null;
+  let hit: string | null;
   try {
-    const hit = await bounded(client.hget(valueKey, field), deadline);
-    if (hit !== null) {
-      metric('CacheHit');
-      return hit;
+    if (held) {
+      generation = await bounded(client.get(generationKey), deadline);
+      if (generation === held.entry.generation) {
+        held.entry.checkedAt = checkedAt;
+        metric('CacheInstanceRevalidated');
+        return held.entry.value;
+      }
+      tier.drop(memoryKey);
+      // One more round trip, only after an eviction: the generation above is older than this read.
+      hit = await bounded(client.hget(valueKey, field), deadline);
+    } else {
+      [generation, hit] = await bounded(runScript<[string | null, string | null]>(readScript, [generationKey, valueKey], [field], client), deadline);
     }
   } catch (error) {
+    // Not even a memory entry past δ: it may have been evicted where this instance cannot see.
+    if (held) tier.drop(memoryKey);
     failed(client, error, where);
     return (await load())[field];
   }
+  if (hit !== null) {
+    metric('CacheHit');
+    tier.store(memoryKey, { group: entry.group, value: hit, generation, checkedAt });
+    return hit;
+  }
   metric('CacheMiss');
-  return fill(client, deadline, entry, field, load, options.settings ?? config().cache);
+  const filled = await fill(client, deadline, entry, field, load, options.settings ?? config().cache);
+  // Only a value Redis holds (or held) under that generation: one loaded
+  // because Redis failed, or whose store an eviction refused, is not kept.
+  if (filled.fromCache && filled.value !== undefined) {
+    tier.store(memoryKey, { group: entry.group, value: filled.value, generation, checkedAt });
+  }
+  return filled.value;
 }
 
 async function fill(
@@ -128,7 +298,7 @@ async function fill(
   field: string,
   load: () => Promise<Record<string, string>>,
   settings: CacheSettings,
-): Promise<string | undefined> {
+): Promise<{ value: string | undefined; fromCache: boolean }> {
   const keys = cacheKeys(entry.group);
   const valueKey = keys.value(entry.variant);
   const lockKey = keys.lock(entry.variant);
@@ -137,7 +307,7 @@ async function fill(
   // Waiting is bounded twice: by the budget, and by the request's deadline,
   // leaving the source half of what is left.
   const waitUntil = performance.now() + Math.min(settings.waitBudgetMs, deadline.remainingMs() / 2);
-  const fromSource = async () => (await load())[field];
+  const fromSource = async () => ({ value: (await load())[field], fromCache: false });
 
   for (;;) {
     let reply: number;
@@ -146,8 +316,8 @@ async function fill(
       if (reply === 2) {
         // Filled meanwhile; a missing field stays missing (the value is filled whole).
         const filled = await bounded(client.hget(valueKey, field), deadline);
-        if (filled !== null) return filled;
-        if (await bounded(client.exists(valueKey), deadline)) return undefined;
+        if (filled !== null) return { value: filled, fromCache: true };
+        if (await bounded(client.exists(valueKey), deadline)) return { value: undefined, fromCache: true };
         // Evicted between the reads: elect a filler again.
       }
     } catch (error) {
@@ -174,8 +344,9 @@ async function fill(
     throw error;
   }
   const ttlMs = entry.ttlMs() + Math.floor(Math.random() * settings.ttlJitterMs);
+  let stored = 0;
   try {
-    const stored = await bounded(
+    stored = await bounded(
       runScript<number>(fillScript, [valueKey, keys.registry, lockKey], [ttlMs, token, ...Object.entries(value).flat()], client),
       deadline,
     );
@@ -183,12 +354,20 @@ async function fill(
   } catch (error) {
     failed(client, error, where, 'cache write failed, answering uncached');
   }
-  return value[field];
+  return { value: value[field], fromCache: stored === 1 };
 }
 
-/** Drops every cached value of `group` at once; returns how many keys there were. Idempotent. */
+/**
+ * Drops every cached value of `group` at once, in Redis and in this
+ * process's instance tiers, and sets the group's new generation (other
+ * instances drop theirs within δ); returns how many Redis keys there were.
+ * Idempotent.
+ */
 export async function evictGroup(group: string, client: RedisClient = redis()): Promise<number> {
-  return runScript<number>(evictScript, [cacheKeys(group).registry], [], client);
+  const keys = cacheKeys(group);
+  const deleted = await runScript<number>(evictScript, [keys.registry, keys.generation], [randomUUID()], client);
+  for (const tier of tiers) tier.dropGroup(group);
+  return deleted;
 }
 
 /**
