@@ -35,6 +35,8 @@ const ACCESS = {
   'sync-likes': { data: 'statements', redis: true, retryWindowSeconds: 60 },
   // Serves a document built into its bundle: no database, no Redis.
   openapi: { data: 'none', redis: false },
+  // GET /docs on stage local only (serverless.yml): static files, no database, no Redis.
+  docs: { data: 'none', redis: false },
 };
 
 const DATA_ACTIONS = {
@@ -60,7 +62,9 @@ const flag = (value) => value === true || value === 'true';
 
 module.exports = async ({ resolveVariable }) => {
   const param = async (name) => String((await resolveVariable(`param:${name}`)) ?? '');
-  const functions = (await resolveVariable('self:functions')) ?? {};
+  // A function declared for some stages only is null in the others (docs: stage local).
+  const declared = (await resolveVariable('self:functions')) ?? {};
+  const functions = Object.fromEntries(Object.entries(declared).filter(([, fn]) => fn != null));
   const clusterArn = await param('dbClusterArn');
   const secretArn = await param('dbSecretArn');
   const subnetIds = list(await param('vpcSubnetIds'));

@@ -213,6 +213,13 @@ it('serves every route of the contract, each behind the JWT authorizer except GE
   expect(authorizer!.Properties.JwtConfiguration).toEqual({ Issuer: params.jwtIssuer, Audience: [params.jwtAudience] });
 });
 
+// Swagger UI's assets are about ten times the zip budget: GET /docs is declared on stage local only.
+it('leaves the docs page (GET /docs) out of prod', () => {
+  expect([...bundles.keys()].filter((name) => name.includes('docs'))).toEqual([]);
+  const routes = ofType('AWS::ApiGatewayV2::Route').map((route) => route.Properties.RouteKey as string);
+  expect(routes.filter((key) => key.startsWith('GET /docs'))).toEqual([]);
+});
+
 it('never enables the local token shortcut or the local Data API endpoint in prod', () => {
   for (const fn of ofType('AWS::Lambda::Function')) {
     expect(fn.Properties.Environment.Variables).toMatchObject({ STAGE: 'prod', DATA_API_ENDPOINT: '' });
