@@ -22,6 +22,7 @@ export { closeMailboxConnections } from './lock/mailbox';
  * accepted (the points tables do, in the database): a lease can expire under
  * a holder that stalled (a GC pause, a frozen Lambda), and the token is what
  * stops that holder from writing after the next one.
+ * See docs/decisions/004-fencing-tokens-and-leases.md
  *
  * Three ways to wait for a held lock (LockOptions.strategy):
  * - 'fail-fast': do not wait: LockTimeoutError at once.
@@ -33,6 +34,7 @@ export { closeMailboxConnections } from './lock/mailbox';
  *   before the waiter blocks stays in its mailbox, so no wake-up is missed.
  *   Without a blocking connection (see lock/mailbox.ts) a queued waiter polls
  *   instead, and finds a lock handed to it by its own token.
+ *   See docs/decisions/003-lock-handover.md
  *
  * A lock's keys share its hash tag, so they live in one cluster slot: the
  * lock `K` (value "<random token>:<fence>"), `K:fence` (the counter), `K:q`
@@ -159,8 +161,8 @@ export interface LockOptions {
 /**
  * A 5 ms first cap lets a waiter in right behind a short holder (one Data
  * API call). The 100 ms largest cap bounds how long a free lock waits for
- * the next poll, at about 20 Redis calls a second per waiter (measured in
- * bench/lock.ts: larger caps lose up to half the time between holders).
+ * the next poll, at about 20 Redis calls a second per waiter.
+ * See docs/decisions/003-lock-handover.md
  */
 const DEFAULT_BACKOFF = { baseMs: 5, maxMs: 100 };
 const unlimited = () => Number.POSITIVE_INFINITY;
@@ -306,9 +308,9 @@ async function acquireWith(key: string, settings: Settings): Promise<Lease> {
         if (mail !== null) {
           const [handedFence, handedLeaseMs, handedAt] = mail.split(':').map(Number) as [number, number, number];
           const handed = leaseOf(key, token, handedFence, handedLeaseMs);
-          // Collected late (its BLPOP reached Redis long after the handover:
-          // a cold connection, a stalled process): the short lease may be
-          // over and the lock someone else's. Renewing tells, and keeps it.
+          // Collected late, the short lease may be over and the lock someone
+          // else's. Renewing tells, and keeps it.
+          // See docs/decisions/003-lock-handover.md
           if (Date.now() - handedAt > handedLeaseMs / 2) {
             const renewedMs = leaseNow(settings);
             if (!(await extendLock(handed, renewedMs, client))) continue;

@@ -18,6 +18,7 @@ import type { RedisClient } from '../redis';
  * When a blocking connection cannot be had or fails, notification is off for
  * a while and waiters poll instead (the lock stays correct: a handover is
  * also found by the waiter's next acquire attempt).
+ * See docs/decisions/003-lock-handover.md
  */
 
 /** Beyond this many waiters at once in one process, the rest poll. */
