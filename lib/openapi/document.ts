@@ -3,6 +3,7 @@ import { querySchema as popularItemsQuery } from '../../functions/popular-items'
 import { idString } from '../platform/http';
 import { orderRequest } from '../points/orders';
 import { chargeRequest } from '../points/points';
+import { trendingQuery } from '../trending/trending';
 import * as bodies from './schemas';
 
 /**
@@ -40,6 +41,7 @@ const components = {
   },
   OrderReceipt: jsonSchema(bodies.orderReceipt),
   PopularItems: jsonSchema(bodies.popularItems),
+  TrendingItems: jsonSchema(bodies.trendingItems),
   Health: jsonSchema(bodies.health),
   Problem: jsonSchema(bodies.problem),
   /** In AWS, API Gateway's JWT authorizer may refuse a token before any function runs. */
@@ -93,6 +95,12 @@ const queryParameter = (name: keyof typeof queryShape, description: string) => (
   description,
   // The default is applied after the string is read, so it is asked of the schema itself.
   schema: { ...jsonSchema(queryShape[name], 'input'), default: String(z.parse(queryShape[name], undefined)) },
+});
+// Its own defaults (both queries have a `limit`).
+const trendingParameter = (name: keyof typeof trendingQuery.shape, description: string) => ({
+  ...queryParameter('limit', description),
+  name,
+  schema: { ...jsonSchema(trendingQuery.shape[name], 'input'), default: String(z.parse(trendingQuery.shape[name], undefined)) },
 });
 
 const ok = (description: string, component: ComponentName, headers?: Record<string, unknown>) => ({
@@ -151,6 +159,20 @@ const paths = {
         queryParameter('limit', 'how many items'),
       ],
       responses: { 200: ok('best sellers by quantity in PAID orders; ties go to the lower itemId', 'PopularItems'), ...pick(400, 401, 500, 503) },
+    },
+  },
+  '/items/trending': {
+    get: {
+      operationId: 'trendingItems',
+      ...secured,
+      parameters: [
+        trendingParameter('minutes', 'the last whole minutes (UTC) and the current one'),
+        trendingParameter('limit', 'how many items'),
+      ],
+      responses: {
+        200: ok('best sellers by quantity in PAID orders of the window; ties go to the lower itemId', 'TrendingItems'),
+        ...pick(400, 401, 500, 503),
+      },
     },
   },
   '/openapi.json': {

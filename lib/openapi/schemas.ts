@@ -45,6 +45,15 @@ export const popularItems = z.strictObject({
   ),
 });
 
+export const trendingItems = z.strictObject({
+  minutes: integer(1),
+  limit: integer(1),
+  asOf: z.string().check(z.describe('the ISO 8601 UTC instant the ranking is as of')),
+  items: z.array(
+    z.strictObject({ rank: integer(1), itemId: idNumber, name: z.string(), price: amount, soldQuantity: integer(1) }),
+  ),
+});
+
 const part = z.enum(['ok', 'down']);
 export const health = z.strictObject({ redis: part, database: part });
 

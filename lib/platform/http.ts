@@ -122,6 +122,15 @@ export function pathId(event: HttpEvent, name: string): number {
   return validate(idString, event.pathParameters?.[name], `path ${name}`);
 }
 
+/** A query count: plain decimal digits 1 .. max (no sign, no leading zero, no exponent), or `fallback` when absent. */
+export const queryCount = (max: number, fallback: number) =>
+  z._default(
+    z
+      .pipe(z.string().check(z.regex(/^[1-9][0-9]*$/, `must be an integer from 1 to ${max}`)), z.transform(Number))
+      .check(z.refine((n) => n <= max, `must be an integer from 1 to ${max}`)),
+    fallback,
+  );
+
 /**
  * Query parameters from the raw query string: API Gateway joins a repeated
  * parameter with commas in queryStringParameters, which would hide it.

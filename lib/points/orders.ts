@@ -2,6 +2,7 @@ import * as z from 'zod/mini';
 import { asJson } from '../platform/db';
 import { InsufficientBalanceError, NotFoundError, OutOfStockError } from '../platform/errors';
 import { idNumber } from '../platform/http';
+import { countPaidOrder, encodeLines } from '../trending/counts';
 import { keyParams, rememberReply, type Reply } from './idempotency';
 import {
   ACCOUNT,
@@ -21,7 +22,9 @@ import {
  * also takes stock and writes the order.
  *
  * Round trips: Data API 1 (the PAY statement; 1 more to resolve it only when
- * its reply was lost, see lib/points/points); Redis as for a charge.
+ * its reply was lost, see lib/points/points); Redis as for a charge, and one
+ * script call after the commit that counts the order for trending
+ * (lib/trending; once per order, so a replay's call adds nothing).
  */
 
 export const PAY_ROUTE = 'POST /orders';
@@ -59,8 +62,26 @@ interface PayVerdict extends Verdict {
   short_quantity: number | null;
 }
 
+/**
+ * The stored receipt also carries the order's minute (as the database counts
+ * minutes from created_at), so every path to a committed order (the reply,
+ * a lost reply resolved, a replay) can count it under the same minute a
+ * rebuild from the table would. Not part of the answer.
+ */
+type StoredReceipt = OrderReceipt & { paidMinute?: number };
+
 export async function payOrder(request: BalanceRequest & { items: OrderLine[] }, deps: PointsDeps = {}): Promise<Reply<OrderReceipt>> {
-  return changeBalance<OrderReceipt>(request, 201, deps, async (database, call) => {
+  const reply = await paid(request, deps);
+  const { paidMinute, ...body } = reply.body;
+  // A reply stored before receipts carried the minute is not counted again: its minute is unknown.
+  if (paidMinute !== undefined) {
+    await countPaidOrder({ orderId: body.orderId, minute: paidMinute, lines: encodeLines(body.items) }, deps.redis);
+  }
+  return { ...reply, body };
+}
+
+async function paid(request: BalanceRequest & { items: OrderLine[] }, deps: PointsDeps): Promise<Reply<StoredReceipt>> {
+  return changeBalance<StoredReceipt>(request, 201, deps, async (database, call) => {
     const lines = request.items.map((line, index) => ({ item_id: line.itemId, quantity: line.quantity, line_no: index }));
     const { rows } = await database.query<PayVerdict>(
       PAY,
@@ -133,7 +154,7 @@ WITH ${ACCOUNT},
   placed AS (
     INSERT INTO orders (user_id, status, total_amount)
     SELECT :userId, 'PAID', verdict.total FROM verdict, paid
-    RETURNING id, total_amount
+    RETURNING id, total_amount, created_at
   ),
   placed_lines AS (
     INSERT INTO order_items (order_id, item_id, quantity, unit_price)
@@ -150,6 +171,7 @@ WITH ${ACCOUNT},
       'status', 'PAID',
       'totalAmount', placed.total_amount,
       'balance', paid.point_balance,
+      'paidMinute', floor(extract(epoch FROM placed.created_at) / 60)::bigint,
       'items', (
         SELECT json_agg(json_build_object('itemId', item_id, 'quantity', quantity, 'unitPrice', price) ORDER BY line_no)
         FROM priced

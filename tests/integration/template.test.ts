@@ -44,7 +44,7 @@ const vpcParams = [
   '--param=redisAuthParameter=/likes/prod/redis-auth',
 ];
 /** The functions that connect to Redis, and so may read its token. */
-const REDIS_USERS: string[] = ['health', 'like', 'unlike', 'like-status', 'charge', 'pay', 'popular-items', 'evict-popular-items', 'sync-likes'];
+const REDIS_USERS: string[] = ['health', 'like', 'unlike', 'like-status', 'charge', 'pay', 'popular-items', 'trending-items', 'evict-popular-items', 'sync-likes'];
 
 /** The bundled code of every zip, by function. */
 const bundles = new Map<string, string>();
@@ -103,6 +103,7 @@ const CALLS: Record<string, string[]> = {
   charge: [...LOGS, ...STATEMENT],
   pay: [...LOGS, ...STATEMENT],
   'popular-items': [...LOGS, ...STATEMENT],
+  'trending-items': [...LOGS, ...STATEMENT],
   'evict-popular-items': [...LOGS, ...STATEMENT],
   'purge-idempotency-keys': [...LOGS, ...STATEMENT],
   'sync-likes': [...LOGS, ...STATEMENT],
