@@ -23,6 +23,10 @@ const REDIS_CLIENT_MESSAGES = [
   'Failed to refresh slots cache',
   'None of startup nodes is available',
   'Command aborted due to connection close',
+  // A cluster client between losing every node and its next connect (its
+  // offline queue is off: lib/platform/redis).
+  "Cluster isn't ready",
+  'Cluster is ended',
   // A cluster that kept answering CLUSTERDOWN, TRYAGAIN or MOVED through a
   // failover until ioredis stopped redirecting (16 tries).
   'Too many Cluster redirections',

@@ -153,7 +153,14 @@ function guardedSend(owner: Guarded, command: Command, send: () => unknown, pass
   // a second wrapper would see the first one's errors, not ioredis' own.
   if (guarded.has(command)) return send();
   guarded.add(command);
-  const timeoutMs = Math.max(1, Math.floor(Math.min(owner.commandTimeoutMs, currentDeadline().remainingMs())));
+  const status = owner.status;
+  // ioredis' own commands while it sets a connection up (the ready check,
+  // AUTH) run in the async context of whichever request's command opened or
+  // lost the connection, and that request's deadline may be long past: under
+  // it a ready check after an outage would get 1 ms, fail, and make the
+  // client reconnect again, forever. They get the command timeout.
+  const setup = status !== 'ready' && HANDSHAKE.has(command.name);
+  const timeoutMs = setup ? owner.commandTimeoutMs : Math.max(1, Math.floor(Math.min(owner.commandTimeoutMs, currentDeadline().remainingMs())));
   const startedAt = performance.now();
   const holdFailures = isDeadlineScript(command);
   const settle = command.reject;
@@ -202,7 +209,6 @@ function guardedSend(owner: Guarded, command: Command, send: () => unknown, pass
       settle.call(command, error as Error);
     }
   };
-  const status = owner.status;
   if (passThrough || status === 'ready' || status === 'end' || (status === 'connect' && HANDSHAKE.has(command.name))) {
     write();
   } else {

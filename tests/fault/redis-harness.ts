@@ -13,8 +13,12 @@ import { startRedisServer, type RedisServer } from '../support/redis-server';
  * started and REDIS_URL pointed at it first, and everything that reads config
  * is imported after that, dynamically.
  */
-export interface FaultStack {
+export interface FaultStack extends HandlerStack {
   server: RedisServer;
+}
+
+/** The handlers and the database, on whatever Redis the caller started (a cluster: startHandlerStack). */
+export interface HandlerStack {
   pg: Client;
   call(input: EventInput): Promise<Timed>;
   like(postId: number, userId: number): Promise<Timed>;
@@ -49,8 +53,30 @@ const ROUTES: Record<string, string> = {
 
 export async function startFaultStack(): Promise<FaultStack> {
   const server = await startRedisServer();
-  process.env.REDIS_URL = server.url;
-  process.env.REDIS_CLUSTER = 'false';
+  try {
+    const stack = await startHandlerStack({ url: server.url, cluster: false });
+    return {
+      ...stack,
+      server,
+      async close() {
+        await stack.close();
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+/**
+ * The handlers against a Redis the caller owns (and stops): a standalone
+ * server or a cluster's node. `remainingMs`: every invocation's time left
+ * (lambdaContext's default when absent).
+ */
+export async function startHandlerStack(redis: { url: string; cluster: boolean }, options: { remainingMs?: number } = {}): Promise<HandlerStack> {
+  process.env.REDIS_URL = redis.url;
+  process.env.REDIS_CLUSTER = String(redis.cluster);
   let database: TestDatabase | undefined;
   try {
     const { createTestDatabase } = await import('../support/database');
@@ -64,7 +90,7 @@ export async function startFaultStack(): Promise<FaultStack> {
     const call = async (input: EventInput): Promise<Timed> => {
       const handler = handlers[ROUTES[input.routeKey]!]!;
       const started = performance.now();
-      const result = await handler(httpEvent(input), lambdaContext());
+      const result = await handler(httpEvent(input), lambdaContext(options.remainingMs));
       const ms = performance.now() - started;
       let body: Record<string, unknown> = {};
       try {
@@ -76,7 +102,6 @@ export async function startFaultStack(): Promise<FaultStack> {
     };
     const opened = database;
     return {
-      server,
       pg: opened.pg,
       call,
       like: (postId, userId) => call({ routeKey: 'POST /posts/{postId}/likes', pathParameters: { postId: String(postId) }, userId }),
@@ -90,12 +115,10 @@ export async function startFaultStack(): Promise<FaultStack> {
       async close() {
         await closeRedis();
         await opened.close();
-        await server.stop();
       },
     };
   } catch (error) {
     await database?.close();
-    await server.stop();
     throw error;
   }
 }

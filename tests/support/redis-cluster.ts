@@ -28,6 +28,12 @@ export interface RedisClusterOptions {
   nodeTimeoutMs?: number;
   /** Told where the cluster runs, once it is up. */
   log?: (line: string) => void;
+  /**
+   * Every write fsynced to an append-only file before it is acknowledged, so
+   * a node killed and restarted comes back with everything it acknowledged
+   * (a whole-cluster restart whose counts the test checks exactly).
+   */
+  appendonly?: boolean;
 }
 
 export interface RedisCluster {
@@ -39,6 +45,11 @@ export interface RedisCluster {
   masterOf(slot: number): Promise<ClusterNode>;
   /** SIGKILLs a node (a master, for a failover). */
   kill(node: ClusterNode): void;
+  /**
+   * Starts a killed node again on its port with its nodes.conf (and its
+   * append-only file, with `appendonly`): it rejoins the cluster as it was.
+   */
+  restart(node: ClusterNode): Promise<void>;
   /** Resolves once every slot is served by a master that is up (after a failover). */
   waitUntilHealthy(timeoutMs?: number): Promise<void>;
   /** Stops every node and deletes the directory; safe to call twice. */
@@ -73,7 +84,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   };
   process.on('exit', killAll);
   try {
-    for (const port of ports) {
+    const spawnNode = (port: number) => {
       const child = spawn(
         'redis-server',
         [
@@ -87,15 +98,18 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
           '--dir', dir,
           '--dbfilename', `dump-${port}.rdb`,
           '--save', '',
-          '--appendonly', 'no',
+          ...(options.appendonly
+            ? ['--appendonly', 'yes', '--appendfsync', 'always', '--appenddirname', `aof-${port}`]
+            : ['--appendonly', 'no']),
           '--logfile', join(dir, `redis-${port}.log`),
           '--daemonize', 'no',
         ],
         { stdio: 'ignore' },
       );
       children.set(port, child);
-      nodes.push({ port, url: `redis://127.0.0.1:${port}`, pid: child.pid! });
-    }
+      return child;
+    };
+    for (const port of ports) nodes.push({ port, url: `redis://127.0.0.1:${port}`, pid: spawnNode(port).pid! });
     await Promise.all(ports.map((port) => untilPing(port)));
     const create = spawnSync(
       'redis-cli',
@@ -119,6 +133,15 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       },
       kill(node) {
         children.get(node.port)?.kill('SIGKILL');
+      },
+      async restart(node) {
+        const old = children.get(node.port);
+        if (old && old.exitCode === null && old.signalCode === null) {
+          if (!old.killed) throw new Error(`node ${node.port} is still running`);
+          await new Promise((exited) => old.once('exit', exited));
+        }
+        node.pid = spawnNode(node.port).pid!;
+        await untilPing(node.port);
       },
       async waitUntilHealthy(timeoutMs = 30_000) {
         await untilClusterOk(nodes.filter((node) => isAlive(children.get(node.port))).map((node) => node.port), timeoutMs);

@@ -16,6 +16,8 @@ describe('the one list of dependency errors', () => {
     ['a deadline script refusing', withProps('EXPIRED the request gave up before this ran', { name: 'ReplyError' })],
     ['a cluster mid-failover', withProps('CLUSTERDOWN The cluster is down', { name: 'ReplyError' })],
     ['a cluster down through every redirection', new Error('Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down')],
+    ['a cluster client with every node gone', new Error("Cluster isn't ready and enableOfflineQueue options is false")],
+    ['a cluster client that has ended', withProps('Cluster is ended.', { name: 'AbortError' })],
     ['an error from another realm (a plain object)', { name: 'MaxRetriesPerRequestError', message: 'x' }],
     ['a wrapped socket error', new Error('request failed', { cause: withProps('socket hang up', { code: 'ECONNRESET' }) })],
   ])('Redis: %s', (_, error) => {
