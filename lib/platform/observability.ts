@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { config } from './config';
+import { currentDeadline, deadlineOf, withDeadline } from './deadline';
 import { invocationKeys, logger, takeColdStart, withLogKeys, type InvocationKeys } from './logger';
 import { metric, withMetrics, type MetricSummary } from './metrics';
 import { loadSecrets } from './secrets';
@@ -47,7 +48,7 @@ export async function observe<T>(
       () =>
         traceInvocation(invocation.route, { route: invocation.route }, async () => {
           try {
-            await secretsLoaded();
+            await secretsLoaded(invocation.context);
             const result = await fn();
             outcome = { result };
             return result;
@@ -97,17 +98,17 @@ export function scheduledHandler<T>(
 }
 
 /**
- * Secrets (lib/platform/secrets) are in memory before the work starts. SSM
- * failing is not this request's error to throw: Redis then refuses the
- * connection (a 503 DEPENDENCY_UNAVAILABLE the client may retry) and the next
- * invocation reads the parameter again.
+ * Secrets (lib/platform/secrets) are in memory before the work starts, read
+ * within the invocation's deadline. SSM failing is not this request's error
+ * to throw: lib/platform/redis then builds no client (a 503
+ * DEPENDENCY_UNAVAILABLE for whatever needs Redis) and
+ * the next invocation reads the parameter again.
  */
-async function secretsLoaded(): Promise<void> {
+async function secretsLoaded(context: Context | undefined): Promise<void> {
   try {
-    await loadSecrets();
+    await withDeadline(context ? deadlineOf(context) : currentDeadline(), loadSecrets);
   } catch (error) {
-    metric('DependencyFailure');
-    logger.error('secrets could not be read; Redis will refuse this instance until they are', { error });
+    logger.error('secrets could not be read; Redis is unavailable to this invocation, the next one reads them again', { error });
   }
 }
 

@@ -4,6 +4,7 @@ import Redis, { Cluster, ReplyError, type ClusterOptions, type Command, type Red
 import { config } from './config';
 import { currentDeadline, withDeadline } from './deadline';
 import { isRedisUnavailable as isUnavailable, redisReplyCode } from './dependency-errors';
+import { DependencyUnavailableError } from './errors';
 import { logger } from './logger';
 import { redisAuthToken } from './secrets';
 
@@ -61,7 +62,13 @@ export async function closeRedis(): Promise<void> {
  * of its own (tests, tools); the instance's shared one is redis().
  */
 export function createClient(): RedisClient {
-  const { url, cluster, keyPrefix, connectTimeoutMs, commandTimeoutMs } = config().redis;
+  const { url, cluster, keyPrefix, connectTimeoutMs, commandTimeoutMs, authParameter } = config().redis;
+  // Built without its AUTH token, a client would be refused (NOAUTH) for as
+  // long as the instance keeps it. No client, then: redis() tries again on
+  // the next call, once lib/platform/secrets has read the token.
+  if (authParameter && redisAuthToken() === undefined) {
+    throw new DependencyUnavailableError('redis', { cause: new Error(`the Redis AUTH token (SSM parameter ${authParameter}) has not been read`) });
+  }
   const options: RedisOptions = {
     connectTimeout: connectTimeoutMs,
     // Each command gets its own timer from the request's deadline (guardedSend).
