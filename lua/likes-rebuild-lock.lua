@@ -1,19 +1,29 @@
 -- Elects the one caller that rebuilds a post's likes or an author's count
--- from PostgreSQL; the others wait for its loaded marker.
--- KEYS: [1] the rebuild lock  [2] the loaded marker it would write (same slot)
+-- from PostgreSQL; the others wait for its loaded marker. The one elected
+-- also pins its bucket's stream: from now until the rebuild is done (or its
+-- lease runs out), sync-likes trims nothing that the rebuild has not read
+-- from PostgreSQL (lua/likes-sync-trim.lua), so the rebuild replays every
+-- change that its read lacks. The pin says '0-0' (trim nothing) until the
+-- rebuild knows what it read (lua/likes-rebuild-post.lua, -author.lua).
+-- KEYS (one hash tag): [1] the rebuild lock  [2] the loaded marker it would
+--   write  [3] the bucket's pins HASH (rebuilder token -> "<expiry ms> <entry id>")
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] this caller's token
 --       [3] the lock's lease in ms
 -- Reply: 1 when this caller now holds the lock and must rebuild; 0 when
 -- another caller holds it; 2 when nothing is to be done (already loaded).
 
 local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if nowMs > tonumber(ARGV[1]) then
   return redis.error_reply('EXPIRED the request gave up before this ran')
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 2
 end
 if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  redis.call('HSET', KEYS[3], ARGV[2], string.format('%d 0-0', nowMs + tonumber(ARGV[3])))
+  -- Every pin expires within a lease: the hash outlives none of them.
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]) * 2)
   return 1
 end
 return 0

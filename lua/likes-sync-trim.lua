@@ -1,27 +1,48 @@
 -- sync-likes, after its commit: drops the changes PostgreSQL now holds from
--- the bucket's stream and remembers how far it trimmed (rebuilds compare
--- that with what they read from PostgreSQL).
+-- the bucket's stream, but none that a rebuild still has to replay: never
+-- past the lowest live pin (lua/likes-rebuild-lock.lua). Expired pins (a
+-- rebuilder that died) are dropped here.
 -- KEYS (one hash tag): [1] the bucket's change STREAM  [2] the bucket's meta HASH
+--   [3] the bucket's pins HASH
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] the epoch the changes belong to
 --       [3] the stream entry id of the last applied change
 -- Reply: the number of entries dropped; 0 when the stream is another epoch's
 -- now (Redis lost its data since the read: nothing of it is ours to trim).
+-- What a pin holds back is trimmed by a later sync.
 
 local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if nowMs > tonumber(ARGV[1]) then
   return redis.error_reply('EXPIRED the request gave up before this ran')
 end
 if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then
   return 0
 end
-local ms, n = string.match(ARGV[3], '^(%d+)-(%d+)$')
-ms, n = tonumber(ms), tonumber(n)
--- MINID drops entries below the id given: the one right after the last applied.
-local dropped = redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', ms, n + 1))
--- Only ever forward: a slower sync's trim must not hide a faster one's.
-local tms, tn = string.match(redis.call('HGET', KEYS[2], 'trimmed') or '0-0', '^(%d+)-(%d+)$')
-tms, tn = tonumber(tms), tonumber(tn)
-if ms > tms or (ms == tms and n > tn) then
-  redis.call('HSET', KEYS[2], 'trimmed', ARGV[3])
+
+local function parse(id)
+  local ms, n = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(n)
 end
-return dropped
+local function before(a, b)
+  local am, an = parse(a)
+  local bm, bn = parse(b)
+  return am < bm or (am == bm and an < bn)
+end
+
+local upto = ARGV[3]
+local pins = redis.call('HGETALL', KEYS[3])
+for i = 1, #pins, 2 do
+  local expiry, pinned = string.match(pins[i + 1], '^(%d+) (%S+)$')
+  if not expiry or tonumber(expiry) < nowMs then
+    redis.call('HDEL', KEYS[3], pins[i])
+  elseif before(pinned, upto) then
+    upto = pinned
+  end
+end
+
+local ms, n = parse(upto)
+if ms == 0 and n == 0 then
+  return 0
+end
+-- MINID drops entries below the id given: the one right after the last applied.
+return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', ms, n + 1))

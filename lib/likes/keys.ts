@@ -34,7 +34,11 @@
  *                                                    until the sync trims them): fields s (seq), p, u, a, o (1 like,
  *                                                    0 unlike), t (ms)
  *   likes:{lk:b}:meta                        HASH    seq (last change's number), epoch (this stream's
- *                                                    incarnation), trimmed (id of the last entry trimmed)
+ *                                                    incarnation)
+ *   likes:{lk:b}:pins                        HASH    rebuilder token -> "<expiry ms> <entry id>": while a
+ *                                                    post or author of the bucket is rebuilt, sync-likes trims
+ *                                                    the stream no further than that id (lib/likes/rebuild);
+ *                                                    expires with the last lease
  * Outside any bucket (read alone, one GET):
  *   post-author:<p>                          STRING  the post's author id, a cache (lib/likes/post-authors);
  *                                                    or "none", briefly, for a post that does not exist
@@ -71,6 +75,7 @@ export const authorNoneKey = (authorId: number): string => `${author(authorId)}:
 
 export const changesKey = (bucket: number): string => `likes:${bucketTag(bucket)}:changes`;
 export const bucketMetaKey = (bucket: number): string => `likes:${bucketTag(bucket)}:meta`;
+export const bucketPinsKey = (bucket: number): string => `likes:${bucketTag(bucket)}:pins`;
 
 export const postAuthorKey = (postId: number): string => `post-author:${postId}`;
 

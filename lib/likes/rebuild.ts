@@ -15,6 +15,7 @@ import {
   authorRebuildLockKey,
   bucketMetaKey,
   bucketOf,
+  bucketPinsKey,
   changesKey,
   likeSetKey,
   postLoadedKey,
@@ -33,16 +34,23 @@ import {
  *   the others poll for the loaded marker within their own deadline, so a
  *   burst of first requests costs one rebuild, not one each.
  * - A post is loaded in chunks (LIKES_REBUILD_CHUNK_SIZE ids per Redis call,
- *   pages of PAGE_SIZE rows per Data API call) into a work set, and the last
- *   script replays the pending changes and renames it into place: Redis is
- *   never blocked for the whole post, and no request sees half of it.
+ *   pages of PAGE_SIZE rows per Data API call) into a work set, then the
+ *   pending changes are replayed onto it REPLAY_PAGE stream entries per
+ *   call, and the call that reaches the stream's end renames it into place:
+ *   Redis is never blocked for the whole post or the whole backlog, and no
+ *   request sees half of it.
  * - An author's count is PostgreSQL's count over all of the author's posts
  *   plus the author's pending changes. A post that is not loaded yet counts
  *   there with what its own rebuild will give it, so the count equals the sum
  *   of the posts whichever loads first.
- * - The read of likes_sync_state comes first (or in the same statement), and
- *   the finishing script refuses when the sync trimmed changes newer than
- *   that read: then the rebuild reads again. See lua/likes-rebuild-post.lua.
+ * - Never without a synced like: the elected rebuilder pins its bucket's
+ *   stream before it reads PostgreSQL, and sync-likes trims nothing past a
+ *   pin, so every change that the read of post_likes (and, in the same
+ *   statement, of likes_sync_state) lacks is still in the stream to replay,
+ *   however many sync rounds commit meanwhile. The pin lives as long as the
+ *   lock's lease, renewed with it; a rebuilder that stalls past it loses
+ *   both, and the next caller starts over. See lua/likes-rebuild-lock.lua and
+ *   lua/likes-rebuild-post.lua.
  */
 
 /** Rows per Data API call: 10,000 ids as one text column stay far below the Data API's 1 MB result limit. */
@@ -57,14 +65,14 @@ const POLL_MS = 20;
  * is not, so the first one rebuilds the author from the database.
  */
 export const EMPTY_AUTHOR_TTL_SECONDS = 60;
-/** Rebuild attempts before giving up when every read races a sync trim (each costs a sync round, about a minute apart in AWS). */
-const ATTEMPTS = 5;
+/** Stream entries replayed per Redis call: bounds each call, whatever the sync's backlog. */
+const REPLAY_PAGE = 1000;
 
-const lockScript = luaScript('likesRebuildLock', 2, rebuildLockSource, { deadline: true });
-const chunkScript = luaScript('likesRebuildChunk', 2, rebuildChunkSource, { deadline: true });
-const finishPostScript = luaScript('likesRebuildPost', 6, rebuildPostSource, { deadline: true });
-const finishAuthorScript = luaScript('likesRebuildAuthor', 6, rebuildAuthorSource, { deadline: true });
-const unlockScript = luaScript('likesRebuildUnlock', 1, rebuildUnlockSource, { deadline: true });
+const lockScript = luaScript('likesRebuildLock', 3, rebuildLockSource, { deadline: true });
+const chunkScript = luaScript('likesRebuildChunk', 3, rebuildChunkSource, { deadline: true });
+const finishPostScript = luaScript('likesRebuildPost', 7, rebuildPostSource, { deadline: true });
+const finishAuthorScript = luaScript('likesRebuildAuthor', 7, rebuildAuthorSource, { deadline: true });
+const unlockScript = luaScript('likesRebuildUnlock', 2, rebuildUnlockSource, { deadline: true });
 
 export interface RebuildDeps {
   redis: RedisClient;
@@ -96,8 +104,6 @@ SELECT s.epoch, s.last_entry_id,
   FROM (SELECT 1) AS one
   LEFT JOIN likes_sync_state AS s ON s.bucket = :bucket`;
 
-type Outcome = 'done' | 'lost' | 'retry';
-
 /**
  * Makes sure Redis holds the post's likes: rebuilds them, or waits a moment
  * for whoever is rebuilding them. The caller then runs its script again (and
@@ -105,47 +111,39 @@ type Outcome = 'done' | 'lost' | 'retry';
  */
 export async function loadPostLikes(authorId: number, postId: number, deps: RebuildDeps): Promise<void> {
   const lock = postRebuildLockKey(authorId, postId);
-  await asTheOneRebuilder(lock, postLoadedKey(authorId, postId), deps.redis, (token, force) => rebuildPost(authorId, postId, token, deps, force));
+  await asTheOneRebuilder(lock, postLoadedKey(authorId, postId), bucketOf(authorId), deps.redis, (token) => rebuildPost(authorId, postId, token, deps));
 }
 
 /** The same for an author's received-like count. */
 export async function loadAuthorLikes(authorId: number, deps: RebuildDeps): Promise<void> {
   const lock = authorRebuildLockKey(authorId);
-  await asTheOneRebuilder(lock, authorLoadedKey(authorId), deps.redis, (token, force) => rebuildAuthor(authorId, token, deps, force));
+  await asTheOneRebuilder(lock, authorLoadedKey(authorId), bucketOf(authorId), deps.redis, (token) => rebuildAuthor(authorId, token, deps));
 }
 
-async function asTheOneRebuilder(lock: string, loaded: string, client: RedisClient, rebuild: (token: string, force: boolean) => Promise<Outcome>): Promise<void> {
+/** `rebuild` answers true when done, false when it lost the lock or its pin (the caller's next try starts over). */
+async function asTheOneRebuilder(lock: string, loaded: string, bucket: number, client: RedisClient, rebuild: (token: string) => Promise<boolean>): Promise<void> {
   const token = randomUUID();
-  const elected = await runScript<number>(lockScript, [lock, loaded], [token, config().likes.rebuildLeaseMs], client);
+  const pins = bucketPinsKey(bucket);
+  const elected = await runScript<number>(lockScript, [lock, loaded, pins], [token, config().likes.rebuildLeaseMs], client);
   if (elected === 2) return;
   if (elected === 0) {
     await sleep(POLL_MS);
     return;
   }
+  let done = false;
   try {
-    for (let attempt = 1; attempt < ATTEMPTS; attempt++) {
-      const outcome = await rebuild(token, false);
-      if (outcome !== 'retry') return;
-      logger.info('likes rebuild raced a sync trim; reading again', { lock, attempt });
-    }
-    // A race with a sync resolves on the next read. One that never does means
-    // the stream was synced to another database than this one (a database
-    // reset or swapped under a Redis that kept its data): what it trimmed is
-    // in that record, not this one, so this one's rows and the changes still
-    // in the stream are all there is to count.
-    logger.warn('likes rebuilt without the changes synced to another database', { lock });
-    await rebuild(token, true);
-  } catch (error) {
-    // Free it now rather than after the lease, so the next caller can try.
-    await runScript(unlockScript, [lock], [token], client).catch(() => undefined);
-    throw error;
+    done = await rebuild(token);
+  } finally {
+    // Free them now rather than after the lease, so the next caller can try and the sync may trim.
+    if (!done) await runScript(unlockScript, [lock, pins], [token], client).catch(() => undefined);
   }
 }
 
-async function rebuildPost(authorId: number, postId: number, token: string, deps: RebuildDeps, force: boolean): Promise<Outcome> {
+async function rebuildPost(authorId: number, postId: number, token: string, deps: RebuildDeps): Promise<boolean> {
   const bucket = bucketOf(authorId);
   const lock = postRebuildLockKey(authorId, postId);
   const work = postRebuildWorkKey(authorId, postId, token);
+  const pins = bucketPinsKey(bucket);
   const { rebuildLeaseMs, rebuildChunkSize } = config().likes;
   let mark: SyncMark | undefined;
   let after = 0;
@@ -163,20 +161,26 @@ async function rebuildPost(authorId: number, postId: number, token: string, deps
     const ids = row?.ids ? row.ids.split(',') : [];
     for (let first = 0; first < ids.length; first += rebuildChunkSize) {
       const chunk = ids.slice(first, first + rebuildChunkSize);
-      const kept = await runScript<number>(chunkScript, [work, lock], [token, rebuildLeaseMs, ...chunk], deps.redis);
-      if (kept === 0) return 'lost';
+      const kept = await runScript<number>(chunkScript, [work, lock, pins], [token, rebuildLeaseMs, ...chunk], deps.redis);
+      if (kept === 0) return false;
     }
     total += ids.length;
     if (ids.length < PAGE_SIZE) break;
     after = Number(ids[ids.length - 1]);
   }
-  const keys = [work, likeSetKey(authorId, postId), postLoadedKey(authorId, postId), lock, changesKey(bucket), bucketMetaKey(bucket)];
-  const [status, count] = await runScript<[number, number?]>(finishPostScript, keys, [token, mark.epoch, mark.id, postId, force ? '1' : '0'], deps.redis);
-  if (status === 1) logger.info('post likes rebuilt from the database', { postId, authorId, fromDatabase: total, likeCount: count });
-  return status === 1 ? 'done' : status === 0 ? 'lost' : 'retry';
+  const keys = [work, likeSetKey(authorId, postId), postLoadedKey(authorId, postId), lock, changesKey(bucket), bucketMetaKey(bucket), pins];
+  for (let from = ''; ; ) {
+    const reply = await runScript<[number, (string | number)?]>(finishPostScript, keys, [token, mark.epoch, mark.id, from, postId, REPLAY_PAGE, rebuildLeaseMs], deps.redis);
+    if (reply[0] === 0) return false;
+    if (reply[0] === 1) {
+      logger.info('post likes rebuilt from the database', { postId, authorId, fromDatabase: total, likeCount: reply[1] });
+      return true;
+    }
+    from = String(reply[1]);
+  }
 }
 
-async function rebuildAuthor(authorId: number, token: string, deps: RebuildDeps, force: boolean): Promise<Outcome> {
+async function rebuildAuthor(authorId: number, token: string, deps: RebuildDeps): Promise<boolean> {
   const bucket = bucketOf(authorId);
   const { rows } = await deps.db.query<{ epoch: string | null; last_entry_id: string | null; likes: number | string; has_posts: boolean }>(AUTHOR_COUNT_SQL, {
     authorId,
@@ -190,10 +194,20 @@ async function rebuildAuthor(authorId: number, token: string, deps: RebuildDeps,
     changesKey(bucket),
     bucketMetaKey(bucket),
     authorNoneKey(authorId),
+    bucketPinsKey(bucket),
   ];
   const hasPosts = row?.has_posts === true || String(row?.has_posts) === 'true';
-  const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', authorId, Number(row?.likes ?? 0), force ? '1' : '0', hasPosts ? '1' : '0', EMPTY_AUTHOR_TTL_SECONDS];
-  const [status, count] = await runScript<[number, number?]>(finishAuthorScript, keys, args, deps.redis);
-  if (status === 1) logger.info('received likes rebuilt from the database', { authorId, receivedLikeCount: count });
-  return status === 1 ? 'done' : status === 0 ? 'lost' : 'retry';
+  let from = '';
+  let count = String(Number(row?.likes ?? 0));
+  let seen = '0';
+  for (;;) {
+    const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', from, authorId, count, seen, hasPosts ? '1' : '0', EMPTY_AUTHOR_TTL_SECONDS, REPLAY_PAGE, config().likes.rebuildLeaseMs];
+    const reply = await runScript<[number, (string | number)?, string?, number?]>(finishAuthorScript, keys, args, deps.redis);
+    if (reply[0] === 0) return false;
+    if (reply[0] === 1) {
+      logger.info('received likes rebuilt from the database', { authorId, receivedLikeCount: reply[1] });
+      return true;
+    }
+    [from, count, seen] = [String(reply[1]), String(reply[2]), String(reply[3])];
+  }
 }

@@ -5,7 +5,7 @@ import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
 import { luaScript, redis, runScript, type RedisClient } from '../platform/redis';
-import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
+import { LIKE_BUCKETS, bucketMetaKey, bucketPinsKey, changesKey } from './keys';
 
 /**
  * sync-likes: moves the changes that the like scripts appended to the bucket
@@ -20,10 +20,14 @@ import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
  *   the batch's last id, as a compare-and-set: a bucket whose state another
  *   sync moved meanwhile is not updated, and none of its changes is applied
  *   (the statement's writes are joined to the state rows it updated);
- * - the stream is trimmed only after the commit, and only up to what is
- *   recorded. A sync that dies between the commit and the trim leaves changes
- *   that the next one reads, finds recorded, and only trims; two syncs at once
- *   read the same changes and the second one's compare-and-set fails.
+ * - the stream is trimmed only after the commit, only up to what is
+ *   recorded, and never past a rebuild's pin (lua/likes-sync-trim.lua): a
+ *   rebuild replays from the stream every change its read of post_likes
+ *   lacks. A round reads each stream after what the record holds, not from
+ *   its head, so entries a pin (or a sync that died between its commit and
+ *   its trim) left there are only trimmed, never applied again, and do not
+ *   hold the sync up; two syncs at once read the same changes and the second
+ *   one's compare-and-set fails.
  * Why a compare-and-set and not a lock: under READ COMMITTED a statement that
  *   waited for a row lock still reads its older snapshot, and could miss a
  *   row the other sync had just inserted; a failed compare-and-set writes
@@ -43,7 +47,7 @@ import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
  *
  * Order: one batch may like and then unlike the same (post, user); only the
  * last change of each pair is applied, so the row ends as Redis did. A round
- * is one read of every bucket (one script each), one read of the state rows,
+ * is one read of the state rows, one read of every bucket (one script each),
  * and one statement per LIKES_SYNC_BATCH_SIZE changes (jsonb_to_recordset).
  */
 
@@ -51,7 +55,7 @@ import { LIKE_BUCKETS, bucketMetaKey, changesKey } from './keys';
 const PARALLEL_TRANSACTIONS = 4;
 
 const readScript = luaScript('likesSyncRead', 2, syncReadSource);
-const trimScript = luaScript('likesSyncTrim', 2, syncTrimSource, { deadline: true });
+const trimScript = luaScript('likesSyncTrim', 3, syncTrimSource, { deadline: true });
 
 export interface SyncDeps {
   redis: RedisClient;
@@ -70,7 +74,7 @@ export interface SyncOptions {
 export interface SyncSummary {
   /** Changes written to post_likes (after keeping the last change of each pair). */
   applied: number;
-  /** Changes read that were already recorded (a rerun, or another sync's). */
+  /** Changes found in the streams that were already recorded (a sync that died before its trim, a trim a rebuild held back): trimmed only. */
   alreadyApplied: number;
   transactions: number;
   rounds: number;
@@ -90,13 +94,16 @@ interface Change {
 interface BucketRead {
   bucket: number;
   epoch: string;
+  /** The changes after what the record holds. */
   changes: Change[];
+  /** The stream still starts with changes the record holds. */
+  recorded: boolean;
 }
 
 interface Trim {
   bucket: number;
   epoch: string;
-  seq: number;
+  /** The last entry the record holds: the trim goes up to it. */
   id: string;
 }
 
@@ -146,15 +153,20 @@ export async function syncLikes(deps: SyncDeps = { redis: redis(), db: db() }, o
   let idleRounds = 0;
   while (options.keepGoing?.() ?? true) {
     summary.rounds++;
-    const reads = (await Promise.all(Array.from({ length: LIKE_BUCKETS }, (_, bucket) => readBucket(bucket, batchSize, deps.redis)))).filter(
-      (read) => read.changes.length > 0,
+    // The state first, then the streams after it: a trim another sync made
+    // in between only means this one's compare-and-set fails.
+    const states = await readStates(deps.db);
+    const all = await Promise.all(Array.from({ length: LIKE_BUCKETS }, (_, bucket) => readBucket(bucket, batchSize, states.get(bucket), deps.redis)));
+    // Recorded already: only trimmed (as far as no pin holds them).
+    const dropped = await Promise.all(
+      all.filter((read) => read.recorded).map((read) => trim(deps.redis, { bucket: read.bucket, epoch: read.epoch, id: states.get(read.bucket)!.id })),
     );
+    summary.alreadyApplied += dropped.reduce((total, n) => total + n, 0);
+    const reads = all.filter((read) => read.changes.length > 0);
     if (reads.length === 0) {
       summary.caughtUp = true;
       break;
     }
-    // Read after the streams: whatever was trimmed before they were read is recorded here.
-    const states = await readStates(deps.db);
     let progressed = false;
     // Groups hold disjoint buckets, so their statements write disjoint state
     // rows and disjoint posts (a post's bucket is its author's): they may run
@@ -164,7 +176,6 @@ export async function syncLikes(deps: SyncDeps = { redis: redis(), db: db() }, o
       for (let group = pending.shift(); group; group = pending.shift()) {
         const outcome = await applyGroup(group, states, deps, options);
         summary.applied += outcome.applied;
-        summary.alreadyApplied += outcome.alreadyApplied;
         if (outcome.statements > 0) summary.transactions++;
         progressed ||= outcome.trims > 0;
       }
@@ -192,15 +203,24 @@ async function readStates(database: Queryable): Promise<Map<number, BucketState>
   return new Map(rows.map((row) => [Number(row.bucket), { epoch: row.epoch, seq: Number(row.last_seq), id: row.last_entry_id ?? '' }]));
 }
 
-async function readBucket(bucket: number, count: number, client: RedisClient): Promise<BucketRead> {
-  const [epoch, text] = await runScript<[string, string]>(readScript, [changesKey(bucket), bucketMetaKey(bucket)], [count], client);
+async function readBucket(bucket: number, count: number, state: BucketState | undefined, client: RedisClient): Promise<BucketRead> {
+  const [epoch, text, recorded] = await runScript<[string, string, number]>(
+    readScript,
+    [changesKey(bucket), bucketMetaKey(bucket)],
+    [count, state?.epoch ?? '', state?.id ?? ''],
+    client,
+  );
   const changes = text === ''
     ? []
     : text.split('\n').map((line): Change => {
         const [id, seq, postId, userId, liked, atMs] = line.split(' ');
         return { id: id!, seq: Number(seq), postId: Number(postId), userId: Number(userId), liked: liked === '1', atMs: Number(atMs) };
       });
-  return { bucket, epoch, changes };
+  return { bucket, epoch, changes, recorded: recorded === 1 };
+}
+
+function trim(client: RedisClient, { bucket, epoch, id }: Trim): Promise<number> {
+  return runScript<number>(trimScript, [changesKey(bucket), bucketMetaKey(bucket), bucketPinsKey(bucket)], [epoch, id], client);
 }
 
 /** Buckets packed into transactions of at most batchSize changes (a bucket's read is never more). */
@@ -224,22 +244,14 @@ async function applyGroup(
   states: Map<number, BucketState>,
   deps: SyncDeps,
   options: SyncOptions,
-): Promise<{ applied: number; alreadyApplied: number; statements: number; trims: number }> {
+): Promise<{ applied: number; statements: number; trims: number }> {
   // Keyed by pair, last change wins: a like then an unlike in one batch ends unliked.
   const finalChanges = new Map<string, Change & { bucket: number }>();
   const marks: { b: number; from_epoch: string; from_id: string; epoch: string; seq: number; id: string }[] = [];
-  const trims = new Map<number, Trim>();
-  let alreadyApplied = 0;
+  const trims: Trim[] = [];
   for (const read of group) {
     const state = states.get(read.bucket) ?? { epoch: '', seq: 0, id: '' };
-    // Another epoch in the record: this stream started after Redis lost its data, and none of it is recorded.
-    const recorded = state.epoch === read.epoch ? state.id : '';
-    const fresh = read.changes.filter((change) => entryAfter(change.id, recorded));
-    alreadyApplied += read.changes.length - fresh.length;
-    const done = read.changes.filter((change) => !entryAfter(change.id, recorded)).at(-1);
-    // Recorded already (a rerun after a sync died before its trim): only trim.
-    if (done) trims.set(read.bucket, { bucket: read.bucket, epoch: read.epoch, seq: done.seq, id: done.id });
-    if (fresh.length === 0) continue;
+    const fresh = read.changes;
     if (state.epoch === read.epoch && fresh[0]!.seq <= state.seq) {
       // Numbers issued twice: Redis went back to an older copy of this bucket
       // (a failover to a replica that lagged) after later changes had been
@@ -264,7 +276,7 @@ async function applyGroup(
     const moved = new Set<number>((typeof movedValue === 'string' ? (JSON.parse(movedValue) as number[]) : (movedValue ?? [])).map(Number));
     for (const mark of marks) {
       if (!moved.has(mark.b)) continue; // another sync recorded this bucket first: the next round sees its state
-      trims.set(mark.b, { bucket: mark.b, epoch: mark.epoch, seq: mark.seq, id: mark.id });
+      trims.push({ bucket: mark.b, epoch: mark.epoch, id: mark.id });
       const bucketChanges = changes.filter((change) => change.b === mark.b);
       applied += bucketChanges.length;
       // How long the oldest change waited to become durable: what a Redis loss would have cost.
@@ -275,10 +287,8 @@ async function applyGroup(
     await options.afterCommit?.();
   }
   // After the commit only: a trimmed change must be in the record.
-  await Promise.all(
-    [...trims.values()].map((trim) => runScript(trimScript, [changesKey(trim.bucket), bucketMetaKey(trim.bucket)], [trim.epoch, trim.id], deps.redis)),
-  );
-  return { applied, alreadyApplied, statements: marks.length > 0 ? 1 : 0, trims: trims.size };
+  await Promise.all(trims.map((done) => trim(deps.redis, done)));
+  return { applied, statements: marks.length > 0 ? 1 : 0, trims: trims.length };
 }
 
 /** Does stream entry id `a` ("<ms>-<n>") sort after `b` ('' sorts before every id)? */
