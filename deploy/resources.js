@@ -10,7 +10,10 @@
 //   failures, lock timeouts, durable-like sync lag) on one SNS topic;
 // - the HTTP API stage's throttling;
 // - with the VPC params set, the interface endpoints the functions need to
-//   reach AWS APIs without a NAT gateway (rds-data; ssm for the Redis secret).
+//   reach AWS APIs without a NAT gateway (rds-data; ssm for the Redis secret;
+//   kinesis-streams for queued point requests);
+// - the stream of queued point requests, its consumer's on-failure queue,
+//   and alarms on both (failures, lag).
 //
 // It is plain CommonJS on purpose: the framework loads it without a build step.
 
@@ -25,9 +28,17 @@ const ACCESS = {
   like: { data: 'statements', redis: true },
   unlike: { data: 'statements', redis: true },
   'like-status': { data: 'statements', redis: true },
-  charge: { data: 'statements', redis: true },
-  pay: { data: 'statements', redis: true },
+  // `stream`: 'put' (PutRecord on the point-request stream: Prefer: respond-async),
+  // 'consume' (the event source mapping's reads, and its on-failure queue),
+  // 'dead-letters' (reads the records the mapping gave up on, from that queue).
+  charge: { data: 'statements', redis: true, stream: 'put' },
+  pay: { data: 'statements', redis: true, stream: 'put' },
+  'point-request': { data: 'statements', redis: true },
+  'apply-point-requests': { data: 'statements', redis: true, stream: 'consume' },
+  'reject-point-requests': { data: 'statements', redis: false, stream: 'dead-letters' },
   'popular-items': { data: 'statements', redis: true },
+  // Reads the trending counts, and repairs them from the orders table.
+  'trending-items': { data: 'statements', redis: true },
   // Drops the cached variants, then re-warms them from the database.
   'evict-popular-items': { data: 'statements', redis: true, retryWindowSeconds: 3600 },
   'purge-idempotency-keys': { data: 'statements', redis: false, retryWindowSeconds: 3600 },
@@ -105,6 +116,22 @@ module.exports = async ({ resolveVariable }) => {
       statements.push({ Effect: 'Allow', Action: DATA_ACTIONS[access.data], Resource: clusterArn });
       // The Data API reads the database secret with the caller's permissions.
       statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: secretArn });
+    }
+    const streamArn = { 'Fn::GetAtt': ['PointRequestStream', 'Arn'] };
+    const failureQueueArn = { 'Fn::GetAtt': ['PointRequestFailureQueue', 'Arn'] };
+    if (access.stream === 'put') statements.push({ Effect: 'Allow', Action: ['kinesis:PutRecord'], Resource: streamArn });
+    if (access.stream === 'consume') {
+      // What the event source mapping calls with the function's role.
+      statements.push({
+        Effect: 'Allow',
+        Action: ['kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards'],
+        Resource: streamArn,
+      });
+      statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: failureQueueArn });
+    }
+    if (access.stream === 'dead-letters') {
+      statements.push({ Effect: 'Allow', Action: ['kinesis:GetRecords', 'kinesis:GetShardIterator'], Resource: streamArn });
+      statements.push({ Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], Resource: failureQueueArn });
     }
     if (access.redis && redisParameterArn) {
       statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: redisParameterArn });
@@ -252,6 +279,47 @@ module.exports = async ({ resolveVariable }) => {
     });
   }
 
+  // ---- queued point requests: the stream, its on-failure queue, their alarms ----------
+  const streamUsers = Object.keys(functions).filter((name) => ACCESS[name].stream);
+  if (streamUsers.length > 0) {
+    const mode = await param('pointRequestStreamMode');
+    if (mode !== 'ON_DEMAND' && mode !== 'PROVISIONED') throw new Error('pointRequestStreamMode must be ON_DEMAND or PROVISIONED');
+    Resources.PointRequestStream = {
+      Type: 'AWS::Kinesis::Stream',
+      Properties: {
+        Name: await param('pointRequestStream'),
+        StreamModeDetails: { StreamMode: mode },
+        ...(mode === 'PROVISIONED' ? { ShardCount: Number(await param('pointRequestShards')) } : {}),
+        // The consumer applies a request id once for as long as its row is kept (7 days); the stream keeps a record 24 h.
+        RetentionPeriodHours: 24,
+        StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+      },
+    };
+    Resources.PointRequestFailureQueue = {
+      Type: 'AWS::SQS::Queue',
+      // Longer than reject-point-requests' timeout (30 s), as Lambda requires of an event source queue.
+      Properties: { MessageRetentionPeriod: 1209600, VisibilityTimeout: 180, SqsManagedSseEnabled: true },
+    };
+    Resources.PointRequestFailuresAlarm = alarm('Queued point requests failed every retry and were rejected with 503', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'NumberOfMessagesSent',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['PointRequestFailureQueue', 'QueueName'] } }],
+      Threshold: 1,
+    });
+    if (functions['apply-point-requests']) {
+      Resources.PointRequestLagAlarm = alarm('Queued point requests wait more than a minute to be applied (the stream is behind)', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'IteratorAge',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId('apply-point-requests') } }],
+        Statistic: 'Maximum',
+        Period: 60,
+        EvaluationPeriods: 3,
+        Threshold: 60000,
+      });
+    }
+    Outputs.PointRequestStreamName = { Description: 'The stream of queued point requests', Value: { Ref: 'PointRequestStream' } };
+  }
+
   // ---- API throttling at the stage -------------------------------------------------
   extensions.HttpApiStage = {
     Properties: {
@@ -289,6 +357,8 @@ module.exports = async ({ resolveVariable }) => {
     });
     Resources.DataApiVpcEndpoint = endpoint('rds-data');
     if (redisAuthParameter) Resources.SsmVpcEndpoint = endpoint('ssm');
+    // PutRecord, and the dead-letter reader's GetRecords, from inside the VPC.
+    if (Object.keys(functions).some((name) => ACCESS[name].stream)) Resources.KinesisVpcEndpoint = endpoint('kinesis-streams');
   }
 
   return { Resources, Outputs, extensions };

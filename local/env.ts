@@ -14,6 +14,10 @@
  *   DATA_API_ENDPOINT   an endpoint that is already running: use it, start none
  *   DB_NAME             (DATABASE_URL's database, else app)
  *   BUSINESS_TIMEZONE   (Asia/Seoul)
+ *   KINESIS_PORT        (4568) the local Kinesis emulator of queued point
+ *                       requests; a second stack finds the first's there and
+ *                       shares its stream (local/kinesis.ts)
+ *   POINT_REQUEST_STREAM (point-requests) that stream's name
  *   SEED_DEMO_DATA      load db/seed.sql into an empty database: true, false
  *                       (default: true for the embedded database only; a
  *                       DATABASE_URL database is someone's own, and their
@@ -43,6 +47,8 @@ const schema = z.object({
   PORT: port(3000),
   LAMBDA_PORT: port(3002),
   DATA_API_PORT: port(4010),
+  KINESIS_PORT: port(4568),
+  POINT_REQUEST_STREAM: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'must be a Kinesis stream name').default('point-requests'),
   DATA_API_ENDPOINT: z.url().optional(),
   DATA_API_DATA_DIR: z.string().default(join(projectRoot, '.data', 'pglite')),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(),
@@ -58,6 +64,9 @@ export interface LocalSettings {
   port: number;
   lambdaPort: number;
   dataApiPort: number;
+  /** The local Kinesis emulator's plain HTTP port, and the stream of queued point requests. */
+  kinesisPort: number;
+  pointRequestStream: string;
   /** An endpoint someone else runs (the e2e harness shares the test run's). */
   dataApiEndpoint: string | undefined;
   databaseUrl: string | undefined;
@@ -80,6 +89,8 @@ export function localSettings(env: NodeJS.ProcessEnv = process.env): LocalSettin
     port: e.PORT,
     lambdaPort: e.LAMBDA_PORT,
     dataApiPort: e.DATA_API_PORT,
+    kinesisPort: e.KINESIS_PORT,
+    pointRequestStream: e.POINT_REQUEST_STREAM,
     dataApiEndpoint: e.DATA_API_ENDPOINT,
     databaseUrl: e.DATABASE_URL,
     dataDir: resolve(e.DATA_API_DATA_DIR),
@@ -123,6 +134,8 @@ export function useLocalStackEnv(settings: LocalSettings, dataApiUrl: string): v
     DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:local',
     DB_NAME: settings.dbName,
     DATA_API_ENDPOINT: dataApiUrl,
+    KINESIS_ENDPOINT: `http://127.0.0.1:${settings.kinesisPort}`,
+    POINT_REQUEST_STREAM: settings.pointRequestStream,
     REDIS_URL: settings.redisUrl,
     REDIS_KEY_PREFIX: settings.redisKeyPrefix,
     // serverless.yml's local params pass it on to the functions.

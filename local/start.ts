@@ -6,8 +6,12 @@
  * 2. starts the local Data API endpoint (DATABASE_URL, else the embedded
  *    database under .data/), unless DATA_API_ENDPOINT names a running one;
  * 3. migrates, and loads the demo data into an empty database;
- * 4. runs `serverless offline start --stage local` until Ctrl-C or SIGTERM,
- *    then stops it and the endpoint. If offline dies, so does this, non-zero.
+ * 4. starts the Kinesis emulator of queued point requests, or uses the one
+ *    another stack runs on KINESIS_PORT (local/kinesis.ts);
+ * 5. runs `serverless offline start --stage local` until Ctrl-C or SIGTERM,
+ *    and once it answers, the poller that applies queued point requests
+ *    through its Lambda port (local/kinesis-consumer.ts); then stops them
+ *    and the endpoint. If offline dies, so does this, non-zero.
  *
  * Variables: see local/env.ts.
  */
@@ -19,6 +23,7 @@ import { db } from '../lib/platform/db';
 import {
   LocalStackError,
   assertPortFree,
+  loadLuaAsText,
   assertRedisReachable,
   hostOf,
   localSettings,
@@ -37,6 +42,12 @@ async function main(stop: AbortSignal): Promise<number> {
   await assertPortFree(settings.lambdaPort, 'LAMBDA_PORT');
   if (!settings.dataApiEndpoint) await assertPortFree(settings.dataApiPort, 'DATA_API_PORT');
   useLocalStackEnv(settings, settings.dataApiEndpoint ?? `http://127.0.0.1:${settings.dataApiPort}`);
+  // The poller's on-failure side runs lib code that imports Lua scripts.
+  loadLuaAsText();
+  const { startLocalStream } = await import('./kinesis-consumer');
+  const stream = await startLocalStream({ port: settings.kinesisPort, stream: settings.pointRequestStream }).catch((error: Error) => {
+    throw new LocalStackError(`Could not start the Kinesis emulator on KINESIS_PORT ${settings.kinesisPort}: ${error.message}`);
+  });
   // Offline takes seconds to bundle and boot, and needs the database only
   // when a request comes: the database is prepared meanwhile.
   const offline = startOffline(stop);
@@ -48,9 +59,11 @@ async function main(stop: AbortSignal): Promise<number> {
       if (settings.seed && (await seedIfEmpty(db(), settings.businessTimeZone))) console.log('Loaded the demo data (db/seed.sql) into the empty database.');
       const baseUrl = `http://127.0.0.1:${settings.port}`;
       if (!stop.aborted && (await untilAnswering(`${baseUrl}/health`, offline.exited))) {
+        stream.startConsumer(settings.lambdaPort);
         console.log(
           `API on ${baseUrl} (database: ${dataApi.description}; ` +
-            `Redis${settings.redisCluster ? ' Cluster' : ''}: ${hostOf(settings.redisUrl)}). ` +
+            `Redis${settings.redisCluster ? ' Cluster' : ''}: ${hostOf(settings.redisUrl)}; ` +
+            `Kinesis: ${stream.kinesis.url}${stream.kinesis.owned ? '' : ', shared with another stack'}). ` +
             'Token: npm run token -- 1. Ctrl-C stops.',
         );
       }
@@ -64,6 +77,7 @@ async function main(stop: AbortSignal): Promise<number> {
   } finally {
     offline.kill();
     await offline.exited;
+    await stream.close();
   }
 }
 

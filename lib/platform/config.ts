@@ -164,6 +164,16 @@ const schema = z.object({
   CACHE_POLL_INTERVAL_MS: positiveInt(25),
   /** Up to this much is added to each TTL at random, so values do not all expire at once. */
   CACHE_TTL_JITTER_MS: positiveInt(60000),
+  /**
+   * The instance tier (lib/platform/cache InstanceTier): how long an entry is
+   * answered from memory after it last checked its group's generation in
+   * Redis (δ). An eviction is seen everywhere within δ; with the command
+   * timeout it must stay under API.md's 2 s.
+   */
+  CACHE_INSTANCE_FRESH_MS: positiveInt(900),
+  /** Bounds of each instance tier's memory: entries, and bytes (UTF-16, as V8 may hold them). */
+  CACHE_INSTANCE_MAX_ENTRIES: positiveInt(2000),
+  CACHE_INSTANCE_MAX_BYTES: positiveInt(16 * 1024 * 1024),
 
   /**
    * Durable likes (lib/likes): a post deleted from the database stops taking
@@ -177,6 +187,21 @@ const schema = z.object({
   LIKES_REBUILD_CHUNK_SIZE: positiveInt(2000),
   /** Changes per sync-likes transaction (one multi-row statement): keeps each Data API request small. */
   LIKES_SYNC_BATCH_SIZE: positiveInt(1000),
+
+  /**
+   * Queued point requests (lib/points/queue): the Kinesis stream that
+   * carries them, keyed by user. serverless.yml sets it per stage.
+   */
+  POINT_REQUEST_STREAM: z._default(text, 'point-requests'),
+  /** Only for the local stack and tests: the local Kinesis emulator (plain HTTP). */
+  KINESIS_ENDPOINT: z.optional(z.url()),
+  /**
+   * How long a queued request's "accepted" marker lives in Redis: what GET
+   * /points/requests/{id} answers PENDING from until the outcome row exists.
+   * Longer than the stream keeps a record (24 h), so a request cannot be
+   * forgotten while it may still be applied.
+   */
+  POINT_REQUEST_MARKER_TTL_S: positiveInt(90000),
 });
 
 export type Env = z.input<typeof schema>;
@@ -222,6 +247,7 @@ export interface Config {
     waitBudgetMs: number;
     pollIntervalMs: number;
     ttlJitterMs: number;
+    instance: { freshMs: number; maxEntries: number; maxBytes: number };
   };
   likes: {
     postRecheckSeconds: number;
@@ -229,6 +255,7 @@ export interface Config {
     rebuildChunkSize: number;
     syncBatchSize: number;
   };
+  pointRequests: { stream: string; endpoint: string | undefined; markerTtlSeconds: number };
 }
 
 /** Stages that only ever run on a developer's machine or in CI: `local` (npm start), and the test and bench processes. */
@@ -262,6 +289,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       );
     }
   }
+  // API.md: an eviction is seen by every instance within 2 s of the job's end.
+  if (e.CACHE_INSTANCE_FRESH_MS + e.REDIS_COMMAND_TIMEOUT_MS >= 2000) {
+    throw new ConfigError(
+      `invalid environment: CACHE_INSTANCE_FRESH_MS + REDIS_COMMAND_TIMEOUT_MS (${e.CACHE_INSTANCE_FRESH_MS + e.REDIS_COMMAND_TIMEOUT_MS} ms) must be under 2000 ms, the bound API.md sets for an eviction to reach every instance`,
+    );
+  }
   // The local endpoint would receive every signed Data API call, credentials
   // and SQL included: one stray param must fail the cold start, not redirect
   // a deployed stage's database traffic. Tests and the bench call services
@@ -270,6 +303,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(
       `invalid environment: DATA_API_ENDPOINT: is only allowed on stage local (or ${[...OFFLINE_STAGES].filter((s) => s !== 'local').join(', ')} outside Lambda), not on stage ${e.STAGE}${inRealLambda ? ' in AWS Lambda' : ''}`,
     );
+  }
+  // The same for the stream: a stray endpoint would receive every record.
+  if (e.KINESIS_ENDPOINT !== undefined && (inRealLambda || !OFFLINE_STAGES.has(e.STAGE))) {
+    throw new ConfigError(`invalid environment: KINESIS_ENDPOINT: is only allowed on the offline stages outside Lambda, not on stage ${e.STAGE}${inRealLambda ? ' in AWS Lambda' : ''}`);
   }
   // A password in the URL would sit in plain text in the function's configuration.
   if (!OFFLINE_STAGES.has(e.STAGE) && new URL(e.REDIS_URL).password !== '') {
@@ -316,6 +353,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       waitBudgetMs: e.CACHE_WAIT_BUDGET_MS,
       pollIntervalMs: e.CACHE_POLL_INTERVAL_MS,
       ttlJitterMs: e.CACHE_TTL_JITTER_MS,
+      instance: { freshMs: e.CACHE_INSTANCE_FRESH_MS, maxEntries: e.CACHE_INSTANCE_MAX_ENTRIES, maxBytes: e.CACHE_INSTANCE_MAX_BYTES },
     },
     likes: {
       postRecheckSeconds: e.LIKES_POST_RECHECK_SECONDS,
@@ -323,6 +361,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rebuildChunkSize: e.LIKES_REBUILD_CHUNK_SIZE,
       syncBatchSize: e.LIKES_SYNC_BATCH_SIZE,
     },
+    pointRequests: { stream: e.POINT_REQUEST_STREAM, endpoint: e.KINESIS_ENDPOINT, markerTtlSeconds: e.POINT_REQUEST_MARKER_TTL_S },
   };
 }
 

@@ -8,7 +8,7 @@
  * load their own copies), which fails `instanceof`.
  */
 
-export type Dependency = 'redis' | 'database';
+export type Dependency = 'redis' | 'database' | 'stream';
 
 /** Node's socket and DNS errors, whoever raised them. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);

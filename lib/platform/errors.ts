@@ -102,7 +102,7 @@ export class DependencyUnavailableError extends AppError {
   readonly title = 'Service unavailable';
   override readonly retryAfterSeconds: number;
   constructor(
-    readonly dependency: 'redis' | 'database',
+    readonly dependency: 'redis' | 'database' | 'stream',
     options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(`${dependency} is unavailable`, options);

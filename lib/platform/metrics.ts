@@ -38,6 +38,13 @@ export const METRICS = {
   StaleFence: MetricUnit.Count,
   CacheHit: MetricUnit.Count,
   CacheMiss: MetricUnit.Count,
+  /** Answered from the instance tier's memory inside δ (no network), and revalidated past δ by one GET. */
+  CacheInstanceHit: MetricUnit.Count,
+  CacheInstanceRevalidated: MetricUnit.Count,
+  /** A paid order whose trending count failed after the commit (the next trending read's check repairs it). */
+  TrendingCountFailed: MetricUnit.Count,
+  /** Minutes of trending counts rebuilt or repaired from the orders. */
+  TrendingMinutesRepaired: MetricUnit.Count,
   /** A keyed request answered with its stored reply. */
   IdempotentReplay: MetricUnit.Count,
   /** 503 DEPENDENCY_UNAVAILABLE answers, whichever dependency failed. */
@@ -48,6 +55,15 @@ export const METRICS = {
   LikesSynced: MetricUnit.Count,
   /** A scheduled function's run that threw (it is retried by the Scheduler, then dead-lettered). */
   ScheduledRunFailed: MetricUnit.Count,
+  /** Queued point requests (lib/points/queue): accepted (202), applied (DONE), rejected (REJECTED), runs handed back for a retry. */
+  PointRequestQueued: MetricUnit.Count,
+  PointRequestApplied: MetricUnit.Count,
+  PointRequestRejected: MetricUnit.Count,
+  PointRequestRetried: MetricUnit.Count,
+  /** Records the mapping gave up on (sent to the on-failure destination). */
+  PointRequestDeadLettered: MetricUnit.Count,
+  /** Age of the oldest record of a consumer batch: the stream's lag, as the consumer sees it. */
+  PointRequestAgeMs: MetricUnit.Milliseconds,
 } as const;
 
 export type MetricName = keyof typeof METRICS;

@@ -10,6 +10,8 @@ import { useTestDatabase, type TestDatabaseHandle } from './database';
 
 export interface OfflineStack {
   baseUrl: string;
+  /** Its Kinesis emulator's port: a second stack given it (KINESIS_PORT) shares the stream. */
+  kinesisPort: string;
   /** Everything the stack printed so far (its last 20,000 characters): its log and metric lines. */
   output(): string;
   /** Stops the stack and everything it started; safe to call twice. */
@@ -30,7 +32,10 @@ export const STACK_TIMEOUT_MS = 120_000;
  * undefined value unsets the variable.
  */
 export async function startOfflineStack(env: Record<string, string | undefined> = {}): Promise<OfflineStack> {
-  const [port, lambdaPort, dataApiPort] = await freePorts(3);
+  // The Kinesis emulator too: stacks of parallel files serve different
+  // databases, so each gets a stream of its own (two stacks of one file
+  // share one by passing the first's KINESIS_PORT in `env`).
+  const [port, lambdaPort, dataApiPort, kinesisPort] = await freePorts(4);
   // Each stack bundles into its own folder: stacks of parallel test files
   // would otherwise overwrite each other's bundles. Inside .esbuild, which
   // every stack's file watcher ignores.
@@ -39,6 +44,7 @@ export async function startOfflineStack(env: Record<string, string | undefined> 
     PORT: String(port),
     LAMBDA_PORT: String(lambdaPort),
     DATA_API_PORT: String(dataApiPort),
+    KINESIS_PORT: String(kinesisPort),
     SEED_DEMO_DATA: 'false',
     ESBUILD_WORK_FOLDER: workFolder,
     ...env,
@@ -78,7 +84,7 @@ export async function startOfflineStack(env: Record<string, string | undefined> 
     await stop();
     throw new Error(`${(error as Error).message}\n--- local/start.ts output ---\n${output}`);
   }
-  return { baseUrl, output: () => output, stop };
+  return { baseUrl, kinesisPort: childEnv.KINESIS_PORT!, output: () => output, stop };
 }
 
 /** `database` and `request` may be taken out at the top level; `baseUrl` exists only from beforeAll on. */
