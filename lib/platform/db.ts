@@ -49,6 +49,33 @@ export interface QueryResult<Row> {
 export interface CallOptions {
   /** How long to wait for the reply; default DB_CALL_TIMEOUT_MS in a request, else only the deadline. */
   timeoutMs?: number;
+  /**
+   * Sent as a comment before the statement (letters, digits and dashes),
+   * where pg_stat_activity shows it: so that a later statement can ask
+   * whether this one is still waiting for a lock (STILL_WAITING_ON_LOCK).
+   */
+  label?: string;
+}
+
+/**
+ * SQL: true while the statement labelled `:label` (CallOptions.label) waits
+ * for a lock another transaction holds. One that does is behind a row
+ * someone else is writing, on a database that answers: contention, not an
+ * outage. pg_stat_activity shows the sessions of the caller's own role, which
+ * every Data API call shares.
+ */
+export const STILL_WAITING_ON_LOCK = `EXISTS (
+    SELECT 1 FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+      AND starts_with(query, '/* ' || CAST(:label AS text) || ' */')
+  )`;
+
+const LABEL = /^[A-Za-z0-9-]{1,64}$/;
+
+function labelled(sql: string, label: string | undefined): string {
+  if (label === undefined) return sql;
+  if (!LABEL.test(label)) throw new RangeError(`statement label ${JSON.stringify(label)}: letters, digits and dashes only`);
+  return `/* ${label} */ ${sql}`;
 }
 
 export interface Queryable {
@@ -167,7 +194,7 @@ export function createDatabase(target: DataApiTarget): Database {
   async function execute<Row>(sql: string, params: SqlParams | undefined, transactionId?: string, options?: CallOptions): Promise<QueryResult<Row>> {
     const command = new ExecuteStatementCommand({
       ...base,
-      sql,
+      sql: labelled(sql, options?.label),
       parameters: toParameters(params),
       transactionId,
       formatRecordsAs: 'JSON',

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod/mini';
 import { config } from '../platform/config';
-import { db, DatabaseUnavailableError, type Database } from '../platform/db';
+import { db, DatabaseUnavailableError, STILL_WAITING_ON_LOCK, type Database } from '../platform/db';
 import { currentDeadline, type Deadline } from '../platform/deadline';
-import { BalanceLimitExceededError, InternalError, NotFoundError } from '../platform/errors';
+import { BalanceLimitExceededError, InternalError, LockTimeoutError, NotFoundError } from '../platform/errors';
 import {
   keyParams,
   PRIOR_REPLY,
@@ -47,7 +47,9 @@ export { pointLockKey } from './keys';
  *    committed, the tombstone meets its row and returns its reply, and the
  *    client gets the success; if not, the tombstone takes the id first and
  *    the statement, should it still run, fails on that key: a 503 then is
- *    the truth, now and later.
+ *    the truth, now and later. A statement found still queued behind another
+ *    transaction's row lock is contention on a database that answers, not an
+ *    outage: 409 LOCK_TIMEOUT (busy, retry), equally true.
  * 5. Lock and marker are released, also when anything above failed.
  *
  * Round trips per request: Data API 1 (plus 1 to resolve, only after an
@@ -129,11 +131,15 @@ export const ACCOUNT = `${PRIOR_REPLY},
  * after its caller's cutoff writes nothing, whatever else is true (its
  * caller may have given up; clock_timestamp() is the time now, not at the
  * statement's start, and the verdict is computed after `account` and any
- * other FOR UPDATE of the statement have their rows); a stored reply wins
- * over everything else; a holder with a stale fencing token learns nothing
- * else. Parameters: :cutoffMs (ms since the epoch), :fence.
+ * other FOR UPDATE of the statement have their rows): 'lock_wait' when it
+ * reached the database before the cutoff (so the time went waiting for
+ * those row locks: contention), 'expired' when it arrived after it; a stored
+ * reply wins over everything else; a holder with a stale fencing token
+ * learns nothing else. Parameters: :cutoffMs (ms since the epoch), :fence.
  */
-export const FIRST_OUTCOMES = `WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0) THEN 'expired'
+export const FIRST_OUTCOMES = `WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0)
+        AND statement_timestamp() <= to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0) THEN 'lock_wait'
+      WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0) THEN 'expired'
       WHEN prior.request_hash IS NOT NULL THEN 'replay'
       WHEN account.point_balance IS NULL THEN 'no_user'
       WHEN account.lock_fence > :fence THEN 'stale_fence'`;
@@ -259,10 +265,13 @@ export async function changeBalance<Body>(
     case 'stale_fence':
       metric('StaleFence');
       throw new LockLostError();
+    case 'lock_wait':
+      // Rows another transaction held kept it past its cutoff on a database
+      // that answered: busy, not away. It wrote nothing.
+      throw rowsBusy();
     case 'expired':
-      // The statement got its row locks only after its cutoff (rows held by
-      // another session): it wrote nothing.
-      throw new DatabaseUnavailableError(false, { cause: new Error('the balance statement reached its cutoff before it could write') });
+      // It reached the database only after its cutoff: it wrote nothing.
+      throw new DatabaseUnavailableError(false, { cause: new Error('the balance statement reached the database after its cutoff') });
     default:
       throw new InternalError(`unexpected balance statement outcome ${verdict.outcome}`);
   }
@@ -290,8 +299,14 @@ async function applyOnce(
   // The database's clock may be behind ours by the skew margin: it passes
   // the cutoff no later than our clock passes the moment we stop waiting.
   const call: BalanceCall = { fence, requestId: randomUUID(), cutoffMs: Date.now() + timeoutMs - config().deadline.clockSkewMarginMs, timeoutMs };
+  // Labelled with the request id, so that the resolution can tell a
+  // statement still queued behind a row lock from one the database never got.
+  const labelledDatabase: Database = {
+    query: (sql, params, options) => database.query(sql, params, { ...options, label: call.requestId }),
+    transaction: (fn) => database.transaction(fn),
+  };
   try {
-    return await apply(database, call);
+    return await apply(labelledDatabase, call);
   } catch (error) {
     if (!(error instanceof DatabaseUnavailableError) || !error.mayHaveRun) throw error;
     return resolveLostCall(database, userId, call.requestId, deadline, error);
@@ -321,11 +336,11 @@ async function resolveLostCall(database: Database, userId: number, requestId: st
   const until = deadline.within(config().db.resolveBudgetMs);
   let last: unknown = lost;
   for (let attempt = 0; until.remainingMs() > 0; attempt++) {
-    let row: { status_code: number | null; body: string | null } | undefined;
+    let row: { status_code: number | null; body: string | null; waiting: boolean } | undefined;
     try {
-      const { rows } = await database.query<{ status_code: number | null; body: string | null }>(
+      const { rows } = await database.query<{ status_code: number | null; body: string | null; waiting: boolean }>(
         RESOLVE,
-        { requestId, userId },
+        { requestId, userId, label: requestId },
         { timeoutMs: until.remainingMs() },
       );
       row = rows[0];
@@ -340,6 +355,9 @@ async function resolveLostCall(database: Database, userId: number, requestId: st
       return { outcome: 'ok', body: row.body, balance: null, lock_fence: null, request_hash: null, status_code: null, response_body: null };
     }
     // The tombstone is in: the statement did not commit, and now never will.
+    // Still queued behind another transaction's row lock, on a database that
+    // just answered: contention, the client may retry (and no alarm).
+    if (row?.waiting) throw rowsBusy();
     throw new DatabaseUnavailableError(false, { cause: lost });
   }
   // Out of time without an answer: the statement may still have committed.
@@ -349,10 +367,13 @@ async function resolveLostCall(database: Database, userId: number, requestId: st
 }
 
 const RESOLVE = `
-INSERT INTO balance_requests (request_id, user_id, resolved_at)
-VALUES (CAST(:requestId AS uuid), :userId, clock_timestamp())
-ON CONFLICT (request_id) DO UPDATE SET resolved_at = clock_timestamp()
-RETURNING status_code, response_body AS body`;
+WITH tombstone AS (
+  INSERT INTO balance_requests (request_id, user_id, resolved_at)
+  VALUES (CAST(:requestId AS uuid), :userId, clock_timestamp())
+  ON CONFLICT (request_id) DO UPDATE SET resolved_at = clock_timestamp()
+  RETURNING status_code, response_body AS body
+)
+SELECT tombstone.*, ${STILL_WAITING_ON_LOCK} AS waiting FROM tombstone`;
 
 /**
  * Deletes balance_requests rows older than a day, in batches: they matter
@@ -377,3 +398,4 @@ export async function purgeBalanceRequests(database: Database = db(), olderThanH
 }
 
 const noAccount = (userId: number) => new NotFoundError(`user ${userId} has no points account`);
+const rowsBusy = () => new LockTimeoutError('the balance statement waited too long for rows another request was writing; nothing was changed');

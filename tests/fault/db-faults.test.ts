@@ -78,8 +78,14 @@ async function tombstones(): Promise<number> {
   return rows[0]!.n;
 }
 
+/** Busy, not away (API.md: 409 LOCK_TIMEOUT, "busy, retry"): a row held by another session on a database that answers. */
+function expectBusy(result: Awaited<ReturnType<typeof callCharge>>): void {
+  expectProblem(result, 409, 'LOCK_TIMEOUT');
+  expect(result.headers?.['retry-after']).toMatch(/^[1-9][0-9]*$/);
+}
+
 describe('a row lock held by another session past the deadline', () => {
-  it('answers a charge 503 before the deadline, and the charge never applies, not even when the row is released', async () => {
+  it('answers a charge 409 LOCK_TIMEOUT before the deadline, and the charge never applies, not even when the row is released', async () => {
     const userId = await fresh.user(1000);
     const before = await pointsState(t.pg, userId);
     const tombstonesBefore = await tombstones();
@@ -87,7 +93,7 @@ describe('a row lock held by another session past the deadline', () => {
     let released = false;
     try {
       const { result, ms } = await timed(() => callCharge(userId, { amount: 50 }, {}, SHORT_MS));
-      expectUnavailable(result);
+      expectBusy(result);
       expect(ms).toBeLessThan(SHORT_MS - 1000 + SLACK_MS);
       // The statement is still queued behind the row lock in PostgreSQL.
       await sleep(300);
@@ -107,14 +113,14 @@ describe('a row lock held by another session past the deadline', () => {
     expect(ms).toBeLessThan(1000 + SLACK_MS);
   });
 
-  it('answers a payment 503 while an item row is held, taking neither stock nor points', async () => {
+  it('answers a payment 409 LOCK_TIMEOUT while an item row is held, taking neither stock nor points, not even when the row is released', async () => {
     const userId = await fresh.user(1000);
     const itemId = await fresh.item(100, 5);
     const before = await pointsState(t.pg, userId, [itemId]);
     const held = await holdRows(fresh.id(), [itemId]);
     try {
       const { result, ms } = await timed(() => callPay(userId, { items: [{ itemId, quantity: 2 }] }, {}, SHORT_MS));
-      expectUnavailable(result);
+      expectBusy(result);
       expect(ms).toBeLessThan(SHORT_MS - 1000 + SLACK_MS);
     } finally {
       await held.release();
