@@ -8,13 +8,15 @@ import { cacheVariant, DEFAULT_QUERY, MAX_LIMIT, popularItems, popularItemsJson,
 import { rankFromOrders } from '../lib/popular-items/ranking';
 import { redis } from '../lib/platform/redis';
 import { measure, report, reportLatency, section, type LatencyStats } from './harness';
+import { measureInstanceTier } from './popular-items-instance';
 
 /**
  * Popular items through the service code: a cache hit against a raw GET of
  * the same value (the response body stored as one string), a miss (and an
  * answer with Redis down) against the plain ranking query over the orders,
  * and the database statements that 1,000 concurrent requests over 10
- * variants cost on a cold cache. The ranking at scale is ./popular-items-scale.
+ * variants cost on a cold cache; then the instance tier in front of Redis
+ * (./popular-items-instance). The ranking at scale is ./popular-items-scale.
  */
 
 const ITEMS = 200;
@@ -30,6 +32,7 @@ export async function run(): Promise<void> {
     await evictGroup('popular-items');
     await refreshPopularItems();
     await measureHit(timeZone);
+    await measureInstanceTier();
     await measureMiss(timeZone);
     await countQueries();
   } finally {
@@ -74,7 +77,7 @@ async function measureHit(timeZone: string): Promise<void> {
     const [rawGet, rawHget, hit] = (await measureInterleaved([
       () => redis().get(stringKey),
       () => redis().hget(hashKey, String(query.limit)),
-      () => popularItemsJson(query),
+      () => popularItemsJson(query, { instance: null }),
     ])) as [LatencyStats, LatencyStats, LatencyStats];
     const label = `days=${query.days} limit=${query.limit}, ${body.length} B`;
     reportLatency(`raw GET of the same body (baseline), ${label}`, rawGet);
@@ -130,7 +133,7 @@ async function countQueries(): Promise<void> {
  * call: on a shared machine a burst of load then slows each alike, so their
  * ratios hold even when their absolute times do not.
  */
-async function measureInterleaved(fns: Array<() => Promise<unknown>>, iterations = 5000, warmup = 500): Promise<LatencyStats[]> {
+export async function measureInterleaved(fns: Array<() => Promise<unknown>>, iterations = 5000, warmup = 500): Promise<LatencyStats[]> {
   for (let i = 0; i < warmup; i++) for (const fn of fns) await fn();
   const samples = fns.map(() => new Float64Array(iterations));
   for (let i = 0; i < iterations; i++) {

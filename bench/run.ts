@@ -17,6 +17,7 @@ async function main(): Promise<void> {
       ['lock', () => import('./lock')],
       ['popular-items', () => import('./popular-items')],
       ['popular-items-scale', () => import('./popular-items-scale')],
+      ['trending', () => import('./trending')],
       ['cold-start', () => import('./cold-start')],
     ];
     const only = process.argv.slice(2);

@@ -7,9 +7,13 @@ import { handler as like } from '../../functions/like';
 import { handler as likeStatus } from '../../functions/like-status';
 import { handler as pay } from '../../functions/pay';
 import { handler as popularItems } from '../../functions/popular-items';
+import { handler as trendingItems } from '../../functions/trending-items';
+import { trendingKeys } from '../../lib/trending/keys';
+import { trendingItems as trendingRanking } from '../../lib/trending/trending';
 import { handler as syncLikes } from '../../functions/sync-likes';
 import { handler as unlike } from '../../functions/unlike';
-import { unloadPost } from '../../lib/likes/likes';
+import { likeStatus as postLikeStatus, unloadPost } from '../../lib/likes/likes';
+import { postAuthors } from '../../lib/likes/post-authors';
 import { config } from '../../lib/platform/config';
 import * as redisModule from '../../lib/platform/redis';
 import type { LuaScript } from '../../lib/platform/redis';
@@ -74,6 +78,10 @@ async function driveEveryFeature(): Promise<number[]> {
   // npm run likes:rebuild drops a post's likes from Redis; the next like loads them again.
   await unloadPost(1, 10);
   await record(call(like, likeRoute(10, 1)));
+  // A rebuild whose database read fails frees its lock and its bucket's pin at once.
+  await unloadPost(1, 10);
+  const down = { query: () => Promise.reject(new Error('database down')) };
+  await expect(postLikeStatus(10, 3, { redis: redisModule.redis(), authors: postAuthors(), db: down })).rejects.toThrow('database down');
   // Points: keys with braces of their own must not move the marker to another slot.
   const keyed = (key: string) => ({ 'Idempotency-Key': key });
   await record(call(charge, { routeKey: 'POST /points/charge', body: { amount: 500 }, headers: keyed('}{x}{'), userId: 3 }));
@@ -84,6 +92,21 @@ async function driveEveryFeature(): Promise<number[]> {
   await record(call(popularItems, { routeKey: 'GET /items/popular', rawQueryString: 'days=3&limit=5', userId: 3 }));
   await record(call(popularItems, { routeKey: 'GET /items/popular', rawQueryString: 'days=1&limit=5', userId: 3 }));
   await evictPopularItems();
+  // Trending: the pay above counted its order; a read checks the counts
+  // against the table, one written straight to the table is counted by the
+  // next check, and one deleted from it is taken out.
+  await record(call(trendingItems, { routeKey: 'GET /items/trending', rawQueryString: 'minutes=10&limit=5', userId: 3 }));
+  const { rows } = await pg.query<{ id: string }>("INSERT INTO orders (user_id, status, total_amount) VALUES (3, 'PAID', 0) RETURNING id");
+  await pg.query('INSERT INTO order_items (order_id, item_id, quantity, unit_price) VALUES ($1, 7, 2, 0)', [rows[0]!.id]);
+  // The read above holds the check lease for a second: each of these checks at once.
+  const checkNow = async () => {
+    await redisModule.redis().del(trendingKeys.checkLease);
+    await trendingRanking({ minutes: 10, limit: 5 }, { instance: null });
+  };
+  await checkNow();
+  await pg.query('DELETE FROM order_items WHERE order_id = $1', [rows[0]!.id]);
+  await pg.query('DELETE FROM orders WHERE id = $1', [rows[0]!.id]);
+  await checkNow();
   return statuses;
 }
 

@@ -1,0 +1,89 @@
+import Redis from 'ioredis';
+import { businessDate } from '../lib/platform/business-time';
+import { cacheKeys, evictGroup, InstanceTier } from '../lib/platform/cache';
+import { config } from '../lib/platform/config';
+import { cacheVariant, DEFAULT_QUERY, MAX_LIMIT, popularItemsJson } from '../lib/popular-items/popular-items';
+import { startRedisServer } from '../tests/support/redis-server';
+import { report, reportLatency } from './harness';
+import { measureInterleaved } from './popular-items';
+
+/**
+ * The instance tier in front of popular items, on a Redis of the bench's own
+ * (its INFO commandstats then counts this bench's commands and nothing
+ * else's): a hit from memory against a raw HGET of the same bytes, the
+ * Redis commands a hit inside δ costs, and the Redis reads that 1,000 hits a
+ * second over 10 instances cost with δ = 1 s, on a simulated clock.
+ */
+
+const DELTA_MS = 1000;
+
+export async function measureInstanceTier(): Promise<void> {
+  const server = await startRedisServer();
+  const client = new Redis(server.url);
+  try {
+    const timeZone = config().businessTimeZone;
+    const now = new Date();
+    const query = { days: 30, limit: MAX_LIMIT };
+    let clock = Date.now();
+    const tier = new InstanceTier({ ...config().cache.instance, freshMs: DELTA_MS }, () => clock);
+    const deps = { redis: client, instance: tier, now: () => now, timeZone };
+    const body = await popularItemsJson(query, deps);
+    const hashKey = cacheKeys('popular-items').value(cacheVariant(businessDate(now, timeZone), query.days));
+
+    const [rawHget, memory] = await measureInterleaved([() => client.hget(hashKey, String(query.limit)), () => popularItemsJson(query, deps)]);
+    reportLatency(`raw HGET of the same body (baseline), ${body.length} B`, rawHget!);
+    reportLatency('hit from memory inside δ: popularItemsJson()', memory!, rawHget);
+    report('  faster than the raw HGET (goal: at least x20)', `x${(rawHget!.p50 / memory!.p50).toFixed(1)} p50`);
+
+    await client.config('RESETSTAT');
+    const hits = 10_000;
+    for (let i = 0; i < hits; i++) await popularItemsJson(query, deps);
+    report(`Redis commands for ${hits} hits inside δ (INFO commandstats)`, `${await commandsSince(client)} (goal: 0)`);
+
+    // 10 instances, 1,000 hits a second in turn, for 60 simulated seconds.
+    const instances = Array.from({ length: 10 }, () => new InstanceTier({ ...config().cache.instance, freshMs: DELTA_MS }, () => clock));
+    for (const instance of instances) await popularItemsJson(DEFAULT_QUERY, { ...deps, instance });
+    await client.config('RESETSTAT');
+    const seconds = 60;
+    for (let ms = 0; ms < seconds * 1000; ms++) {
+      clock += 1;
+      await popularItemsJson(DEFAULT_QUERY, { ...deps, instance: instances[ms % instances.length] });
+    }
+    const reads = await commandsSince(client);
+    report('Redis reads per second, 1,000 hits/s over 10 instances, δ = 1 s', `${(reads / seconds).toFixed(1)} (goal: at most 10; without the tier: 1,000)`);
+  } finally {
+    await evictGroup('popular-items', client).catch(() => undefined);
+    client.disconnect();
+    await server.stop();
+  }
+}
+
+/**
+ * Calls this client sends from now on (round trips' commands, as the client
+ * sees them: a script is one), for as long as the returned counter is read.
+ */
+export function callsOf(client: Redis): { take(): number } {
+  let sent = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((...args: Parameters<typeof send>) => {
+    sent++;
+    return send(...args);
+  }) as typeof client.sendCommand;
+  return {
+    take() {
+      const taken = sent;
+      sent = 0;
+      return taken;
+    },
+  };
+}
+
+/** Commands Redis ran since the last RESETSTAT (a script's own commands included), not counting the INFO that reads them. */
+export async function commandsSince(client: Redis): Promise<number> {
+  const info = await client.info('commandstats');
+  let calls = 0;
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (match[1] !== 'info' && match[1] !== 'config|resetstat') calls += Number(match[2]);
+  }
+  return calls;
+}
