@@ -7,8 +7,9 @@ import { config } from './config';
  *
  * A handler derives it from context.getRemainingTimeInMillis() minus a safety
  * margin (DEADLINE_SAFETY_MARGIN_MS), so the function answers 503 itself
- * before the platform would kill it. Code without a request (CLIs, scheduled
- * functions called directly, tests) gets a fresh default budget per call.
+ * before the platform would kill it. A scheduled function runs under a
+ * JobDeadline of its own remaining time. Code without either (CLIs,
+ * migrations, tests) gets a fresh default budget per call.
  *
  * Two clocks, each for what it is good at:
  * - waits here use the monotonic clock (performance.now), immune to steps;
@@ -51,6 +52,14 @@ export class Deadline {
   }
 }
 
+/**
+ * A scheduled job's deadline: its function's remaining time, which every
+ * wait obeys as a request's does. Unlike a request it owes no one an answer
+ * within about 2 s, so its database calls are not cut at DB_CALL_TIMEOUT_MS
+ * (lib/platform/db): a batch may take as long as the function has left.
+ */
+export class JobDeadline extends Deadline {}
+
 const current = new AsyncLocalStorage<Deadline>();
 
 /** Runs fn with `deadline` as the deadline of every call it makes. */
@@ -63,12 +72,18 @@ export function currentDeadline(): Deadline {
   return current.getStore() ?? new Deadline(config().deadline.defaultBudgetMs);
 }
 
-/** The running request's deadline; undefined outside one (CLIs, migrations, scheduled jobs). */
+/** The running request's deadline; undefined outside one (CLIs, migrations, scheduled jobs: a JobDeadline is none). */
 export function requestDeadline(): Deadline | undefined {
-  return current.getStore();
+  const deadline = current.getStore();
+  return deadline instanceof JobDeadline ? undefined : deadline;
 }
 
 /** A Lambda invocation's deadline: its remaining time less the safety margin. */
 export function deadlineOf(context: { getRemainingTimeInMillis(): number }): Deadline {
   return new Deadline(context.getRemainingTimeInMillis() - config().deadline.safetyMarginMs);
+}
+
+/** The same for a scheduled function's invocation (see JobDeadline). */
+export function jobDeadlineOf(context: { getRemainingTimeInMillis(): number }): JobDeadline {
+  return new JobDeadline(context.getRemainingTimeInMillis() - config().deadline.safetyMarginMs);
 }
