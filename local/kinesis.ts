@@ -22,6 +22,7 @@ import {
   DescribeStreamSummaryCommand,
   KinesisClient,
   ListShardsCommand,
+  PutRecordCommand,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { LOCAL_EMULATOR_REGION } from '../lib/platform/stream';
@@ -155,10 +156,31 @@ async function startEmulator(port: number, stream: string, shards: number): Prom
     await sleep(50);
     if (ended) throw new Error(`kinesis-local on port ${port} exited (${ended}): ${stderr.trim()}`);
     const streamArn = await ensureStream(url, stream, shards);
+    await warmUp(url, `${stream}-warm-up`);
     return { url, port, streamArn, owned: true, exited, close };
   } catch (error) {
     await close();
     throw error;
+  }
+}
+
+/**
+ * A fresh emulator answers its first puts slowly (its JavaScript is still
+ * being compiled: 20 puts at once took a second, then 200 ms): a few rounds
+ * of puts on a stream of their own, so the first requests of the stack are
+ * not the ones that pay for it.
+ */
+async function warmUp(url: string, stream: string): Promise<void> {
+  await ensureStream(url, stream, 1);
+  const client = kinesisClient(url);
+  try {
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client.send(new PutRecordCommand({ StreamName: stream, PartitionKey: String(i), Data: Buffer.from('{}') }))),
+      );
+    }
+  } finally {
+    client.destroy();
   }
 }
 

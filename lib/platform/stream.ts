@@ -1,4 +1,4 @@
-import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, PutRecordCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { config } from './config';
 import { currentDeadline } from './deadline';
@@ -7,8 +7,16 @@ import { logger } from './logger';
 import { traceAwsClient } from './tracing';
 
 /**
- * The only door to Kinesis Data Streams: one PutRecord per call, given up on
- * at the request's deadline or after `timeoutMs`.
+ * The only door to Kinesis Data Streams: putRecord, given up on at the
+ * request's deadline or after `timeoutMs`.
+ *
+ * Puts made while another put to the same stream is in flight wait for it
+ * and then go together, as one PutRecords: no put ever waits longer than
+ * one call, and a process serving many requests at once (the local stack's
+ * one serverless-offline process) makes one call for them instead of one
+ * each (the local emulator took 0.7 to 1.8 s for 20 PutRecords at once, and
+ * 0.06 to 0.2 s for one PutRecords of 20). A Lambda instance serves one
+ * request at a time, so in AWS every put is a single PutRecord.
  *
  * A record keeps its place among the records of its partition key: one put
  * answered before another is sent comes first in the shard. Every failure to
@@ -46,6 +54,20 @@ function client(): KinesisClient {
   return shared;
 }
 
+interface Pending {
+  partitionKey: string;
+  data: Buffer;
+  /** Ends the wait (and the call, when it is the only record in it). */
+  signal: AbortSignal;
+  settle(outcome: { result: PutResult } | { error: unknown }): void;
+}
+
+/** Per stream: whether a call is in flight, and the puts waiting for it. */
+const lanes = new Map<string, { busy: boolean; waiting: Pending[] }>();
+
+/** PutRecords takes at most 500 records (and 5 MB; queued requests are small). */
+const MAX_RECORDS_PER_CALL = 500;
+
 /** Puts one record; resolves with where it went. */
 export async function putRecord(stream: string, partitionKey: string, data: string, options: { timeoutMs: number }): Promise<PutResult> {
   const budgetMs = Math.min(options.timeoutMs, currentDeadline().remainingMs());
@@ -54,16 +76,73 @@ export async function putRecord(stream: string, partitionKey: string, data: stri
   const timer = setTimeout(() => abort.abort(), budgetMs);
   const started = performance.now();
   try {
-    const output = await client().send(
-      new PutRecordCommand({ StreamName: stream, PartitionKey: partitionKey, Data: Buffer.from(data, 'utf8') }),
-      { abortSignal: abort.signal },
-    );
-    return { shardId: output.ShardId!, sequenceNumber: output.SequenceNumber! };
+    return await new Promise<PutResult>((resolve, reject) => {
+      const pending: Pending = {
+        partitionKey,
+        data: Buffer.from(data, 'utf8'),
+        signal: abort.signal,
+        settle: (outcome) => ('result' in outcome ? resolve(outcome.result) : reject(outcome.error)),
+      };
+      // Still waiting when its time ends: it is never sent.
+      abort.signal.addEventListener('abort', () => reject(new Error('Request aborted')), { once: true });
+      let lane = lanes.get(stream);
+      if (!lane) lanes.set(stream, (lane = { busy: false, waiting: [] }));
+      lane.waiting.push(pending);
+      if (!lane.busy) void drain(stream, lane);
+    });
   } catch (error) {
     logger.warn('stream unavailable', { operation: 'PutRecord', afterMs: Math.round(performance.now() - started), error: (error as Error).message });
     throw new DependencyUnavailableError('stream', { cause: error });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+async function drain(stream: string, lane: { busy: boolean; waiting: Pending[] }): Promise<void> {
+  lane.busy = true;
+  try {
+    while (lane.waiting.length > 0) {
+      const batch = lane.waiting.splice(0, MAX_RECORDS_PER_CALL).filter((pending) => !pending.signal.aborted);
+      if (batch.length === 1) await putOne(stream, batch[0]!);
+      else if (batch.length > 1) await putMany(stream, batch);
+    }
+  } finally {
+    lane.busy = false;
+  }
+}
+
+async function putOne(stream: string, pending: Pending): Promise<void> {
+  try {
+    const output = await client().send(new PutRecordCommand({ StreamName: stream, PartitionKey: pending.partitionKey, Data: pending.data }), {
+      abortSignal: pending.signal,
+    });
+    pending.settle({ result: { shardId: output.ShardId!, sequenceNumber: output.SequenceNumber! } });
+  } catch (error) {
+    pending.settle({ error });
+  }
+}
+
+async function putMany(stream: string, batch: Pending[]): Promise<void> {
+  // The call ends when the last of its puts stops waiting; each put's own
+  // time still ends its own wait (above).
+  const abort = new AbortController();
+  let waiting = batch.length;
+  for (const pending of batch) {
+    if (pending.signal.aborted) waiting--;
+    else pending.signal.addEventListener('abort', () => --waiting === 0 && abort.abort(), { once: true });
+  }
+  try {
+    const output = await client().send(
+      new PutRecordsCommand({ StreamName: stream, Records: batch.map((pending) => ({ PartitionKey: pending.partitionKey, Data: pending.data })) }),
+      { abortSignal: abort.signal },
+    );
+    batch.forEach((pending, i) => {
+      const entry = output.Records?.[i];
+      if (entry?.SequenceNumber) pending.settle({ result: { shardId: entry.ShardId!, sequenceNumber: entry.SequenceNumber } });
+      else pending.settle({ error: new Error(`${entry?.ErrorCode ?? 'no result'}: ${entry?.ErrorMessage ?? 'the record was not stored'}`) });
+    });
+  } catch (error) {
+    for (const pending of batch) pending.settle({ error });
   }
 }
 

@@ -8,6 +8,7 @@ import {
   queuePay,
   requestIdOf,
   settled,
+  settledAll,
   useQueueStream,
   type Settled,
 } from '../support/kinesis';
@@ -131,18 +132,24 @@ describe('accepting a queued request', () => {
     expect(await balanceOf(userId)).toBe(41);
   });
 
-  it('a key first used directly: the queued repeat replays the direct reply, another body ends REJECTED 422', async () => {
+  it('a key first used directly: the queued repeat replays the direct reply; another body is a 422, at once or when applied', async () => {
     const userId = await fresh.user(0);
     const direct = await callCharge(userId, { amount: 25 }, idempotencyKey('direct-first'));
     expect(direct.statusCode).toBe(200);
-    const replay = await settled(userId, requestIdOf(await queueCharge(userId, { amount: 25 }, idempotencyKey('direct-first'))));
+    const repeated = await queueCharge(userId, { amount: 25 }, idempotencyKey('direct-first'));
+    expect(repeated.statusCode).toBe(202);
+    const replay = await settled(userId, requestIdOf(repeated));
     expect(replay).toMatchObject({ status: 'DONE', statusCode: 200, result: bodyOf(direct) });
     const reused = await settled(userId, requestIdOf(await queuePay(userId, { items: [{ itemId: 1, quantity: 1 }] }, idempotencyKey('direct-first'))));
     // Another route is another scope: this one is simply an order of an unknown item.
     expect(reused).toMatchObject({ status: 'REJECTED', statusCode: 404 });
-    const differs = await settled(userId, requestIdOf(await queueCharge(userId, { amount: 26 }, idempotencyKey('direct-first'))));
+    // The queued repeat is known to Redis now: another body is refused at once.
+    expectProblem(await queueCharge(userId, { amount: 26 }, idempotencyKey('direct-first')), 422, 'IDEMPOTENCY_KEY_REUSED');
+    // A key only the direct path knew, queued with another body: refused when applied.
+    expect((await callCharge(userId, { amount: 5 }, idempotencyKey('direct-only'))).statusCode).toBe(200);
+    const differs = await settled(userId, requestIdOf(await queueCharge(userId, { amount: 6 }, idempotencyKey('direct-only'))));
     expect(differs).toMatchObject({ status: 'REJECTED', statusCode: 422, result: { code: 'IDEMPOTENCY_KEY_REUSED' } });
-    expect(await balanceOf(userId)).toBe(25);
+    expect(await balanceOf(userId)).toBe(30);
   });
 });
 
@@ -176,7 +183,7 @@ describe('order', () => {
       }),
     );
     for (const [i, userId] of users.entries()) {
-      const outcomes = await Promise.all(ids[i]!.map((id) => settled(userId, id)));
+      const outcomes = await settledAll(userId, ids[i]!);
       expect(outcomes.map((o) => [o.status, o.statusCode, o.result.balance])).toEqual([
         ['DONE', 200, 10 + i],
         ['DONE', 201, 0],
@@ -325,7 +332,7 @@ describe('exactly once', () => {
     expect(applied).toBeGreaterThan(0);
     await dying.stop();
     const next = stream.poller({ checkpoints: new Map(checkpoints) });
-    const outcomes = await Promise.all(ids.map((id) => settled(userId, id)));
+    const outcomes = await settledAll(userId, ids);
     expect(outcomes.map((o) => o.result.balance)).toEqual([1, 3, 6]);
     await next.stop();
     expect(await balanceOf(userId)).toBe(6);
@@ -376,17 +383,16 @@ describe('queued and direct requests of one user racing', () => {
       return queued ? queuePay(userId, body) : callPay(userId, body);
     });
     const results = await Promise.all(sends);
-    const outcomes = await Promise.all(
-      results.map(async (result) => {
-        if (result.statusCode !== 202) return { status: result.statusCode, body: bodyOf<Record<string, number>>(result) };
+    const outcomes: { status: number; body: Record<string, number> }[] = [];
+    for (const result of results) {
+      if (result.statusCode !== 202) outcomes.push({ status: result.statusCode, body: bodyOf<Record<string, number>>(result) });
+      else {
         const outcome = await settled(userId, requestIdOf(result));
-        return { status: outcome.statusCode, body: outcome.result as Record<string, number> };
-      }),
-    );
+        outcomes.push({ status: outcome.statusCode, body: outcome.result as Record<string, number> });
+      }
+    }
     // Direct requests may be refused by the lock (409 LOCK_TIMEOUT) under this race; queued ones never are.
     const ok = outcomes.filter((o) => o.status === 200 || o.status === 201);
-    console.log(JSON.stringify(outcomes.map((o) => [o.status, o.body.balance ?? o.body.code])));
-    console.log(JSON.stringify((await pointsState(t.pg, userId)).history.map((r) => [r.amount, r.balance_after])));
     const charged = ok.filter((o) => o.status === 200).length * 5;
     const paid = ok.filter((o) => o.status === 201).length * 30;
     expect(await balanceOf(userId)).toBe(1000 + charged - paid);

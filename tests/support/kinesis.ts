@@ -66,7 +66,6 @@ export function useQueueStream(): QueueStream {
         streamArn: kinesis!.streamArn,
         batchSize: 100,
         maxRetryAttempts: 3,
-        pollIntervalMs: 20,
         invoke: invokeConsumer,
         onFailure: rejectDeadLetters,
         checkpoints,
@@ -134,15 +133,26 @@ export interface Settled {
   result: Record<string, unknown>;
 }
 
-/** The request's outcome once it has one; waits (polling GET) as long as the test's own timeout lets it. */
+/**
+ * The request's outcome once it has one; waits (polling GET every 50 ms) as
+ * long as the test's own timeout lets it. A 503 (the shared machine's
+ * database slow to answer) is polled again like PENDING.
+ */
 export async function settled(userId: number, requestId: string): Promise<Settled> {
   for (;;) {
     const result = await callPointRequest(userId, requestId);
     const body = bodyOf<Settled | { status: 'PENDING' }>(result);
     if (result.statusCode === 200 && body.status !== 'PENDING') return body as Settled;
-    if (result.statusCode !== 200) throw new Error(`GET /points/requests/${requestId}: ${result.statusCode} ${result.body}`);
-    await sleep(20);
+    if (result.statusCode !== 200 && result.statusCode !== 503) throw new Error(`GET /points/requests/${requestId}: ${result.statusCode} ${result.body}`);
+    await sleep(50);
   }
+}
+
+/** The outcomes of requests, one after the other (a poll each at a time, not one per request at once). */
+export async function settledAll(userId: number, requestIds: string[]): Promise<Settled[]> {
+  const outcomes: Settled[] = [];
+  for (const id of requestIds) outcomes.push(await settled(userId, id));
+  return outcomes;
 }
 
 export const requestIdOf = (result: HttpResult): string => bodyOf<{ requestId: string }>(result).requestId;

@@ -35,7 +35,7 @@ import { requestIdOf, type QueuedRequest } from './record';
  */
 
 /** How long the put may take: with the marker, a 503 within about 2 s when the stream does not answer. */
-const PUT_TIMEOUT_MS = 1200;
+const PUT_TIMEOUT_MS = 1500;
 
 const acceptScript = luaScript('pointRequestAccept', 1, acceptSource, { deadline: true, idempotent: true });
 const forgetScript = luaScript('pointRequestForget', 1, forgetSource);
