@@ -92,6 +92,8 @@ export interface E2eFile {
   /** The file's database (see useTestDatabase). */
   readonly database: TestDatabaseHandle;
   readonly baseUrl: string;
+  /** The stack's Kinesis emulator port: a second stack started with it as KINESIS_PORT shares its stream. */
+  readonly kinesisPort: string;
   /**
    * One request to the file's stack, as user `userId` (with a local token,
    * lib/platform/local-token) or without a token: see StackRequest and StackAnswer.
@@ -120,6 +122,9 @@ export function useOfflineStack(): E2eFile {
     database,
     get baseUrl() {
       return baseUrl();
+    },
+    get kinesisPort() {
+      return stack!.kinesisPort;
     },
     request: (method, path, userId, options) => requestStack(baseUrl(), method, path, userId, options),
   };
