@@ -4,8 +4,10 @@
 // - one IAM role per function, granting exactly the calls that function makes
 //   (ACCESS below); a function missing from ACCESS fails packaging, so a new
 //   function cannot silently inherit someone else's permissions;
-// - a role and a dead-letter queue for the EventBridge Scheduler, and each
-//   schedule's retry policy;
+// - a role and a dead-letter queue for the EventBridge Scheduler, each
+//   schedule's retry policy (failed deliveries), and each scheduled
+//   function's async invoke config (failed runs: retries, event age, and the
+//   same dead-letter queue as its on-failure destination);
 // - alarms (scheduled functions failing, dead letters, API 5xx, dependency
 //   failures, lock timeouts, durable-like sync lag) on one SNS topic;
 // - the HTTP API stage's throttling;
@@ -20,8 +22,11 @@
 /**
  * What each function calls. `data`: 'none' or 'statements' (ExecuteStatement
  * only: every change is one SQL statement, its own transaction); `redis`: it connects to Redis (so it may read the
- * Redis secret). `retryWindowSeconds`: how long the Scheduler keeps retrying
- * a failed run of a scheduled function before dead-lettering it.
+ * Redis secret). `schedule` (scheduled functions): how a failed run is
+ * retried. The Scheduler invokes asynchronously, so its own retry policy
+ * covers only deliveries; a run that fails is retried by Lambda
+ * `retries` times (0 to 2) while the event is younger than
+ * `maxEventAgeSeconds` (60 to 21600), then sent to the dead-letter queue.
  */
 const ACCESS = {
   health: { data: 'statements', redis: true },
@@ -40,10 +45,12 @@ const ACCESS = {
   // Reads the trending counts, and repairs them from the orders table.
   'trending-items': { data: 'statements', redis: true },
   // Drops the cached variants, then re-warms them from the database.
-  'evict-popular-items': { data: 'statements', redis: true, retryWindowSeconds: 3600 },
-  'purge-idempotency-keys': { data: 'statements', redis: false, retryWindowSeconds: 3600 },
-  // Runs every minute: a retry older than the next run only repeats it.
-  'sync-likes': { data: 'statements', redis: true, retryWindowSeconds: 60 },
+  // Daily: a run an hour late still re-warms the day and purges the keys.
+  'evict-popular-items': { data: 'statements', redis: true, schedule: { retries: 2, maxEventAgeSeconds: 3600 } },
+  'purge-idempotency-keys': { data: 'statements', redis: false, schedule: { retries: 2, maxEventAgeSeconds: 3600 } },
+  // Runs every minute: the next run is the retry, and an event older than a
+  // minute would only run beside it.
+  'sync-likes': { data: 'statements', redis: true, schedule: { retries: 0, maxEventAgeSeconds: 60 } },
   // Serves a document built into its bundle: no database, no Redis.
   openapi: { data: 'none', redis: false },
   // GET /docs on stage local only (serverless.yml): static files, no database, no Redis.
@@ -93,6 +100,12 @@ module.exports = async ({ resolveVariable }) => {
   const alarmTopicArn = await param('alarmTopicArn');
   const namespace = await param('metricsNamespace');
 
+  const isScheduled = (fn) => (fn.events ?? []).some((event) => event.schedule && event.schedule.method === 'scheduler');
+  const deadLetterQueueArn = { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] };
+  const unscheduled = Object.keys(functions).filter((name) => isScheduled(functions[name]) && !ACCESS[name]?.schedule);
+  if (unscheduled.length > 0) {
+    throw new Error(`deploy/resources.js: say how a failed run of ${unscheduled.join(', ')} is retried (ACCESS schedule)`);
+  }
   const unknown = Object.keys(functions).filter((name) => !ACCESS[name]);
   if (unknown.length > 0) {
     throw new Error(`deploy/resources.js: say what ${unknown.join(', ')} may call (ACCESS), so it gets a role of its own`);
@@ -136,6 +149,9 @@ module.exports = async ({ resolveVariable }) => {
     if (access.redis && redisParameterArn) {
       statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: redisParameterArn });
     }
+    // Lambda sends a failed asynchronous run to its on-failure destination
+    // with the function's own role.
+    if (isScheduled(functions[name])) statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: deadLetterQueueArn });
     if (inVpc) {
       // Lambda manages the function's network interfaces with its role; these
       // actions take no resource ARN.
@@ -189,9 +205,7 @@ module.exports = async ({ resolveVariable }) => {
   });
 
   // ---- scheduled functions: retries, dead letters, alarms ---------------------
-  const scheduled = Object.entries(functions).filter(([, fn]) =>
-    (fn.events ?? []).some((event) => event.schedule && event.schedule.method === 'scheduler'),
-  );
+  const scheduled = Object.entries(functions).filter(([, fn]) => isScheduled(fn));
   if (scheduled.length > 0) {
     Resources.ScheduledDeadLetterQueue = {
       Type: 'AWS::SQS::Queue',
@@ -219,7 +233,7 @@ module.exports = async ({ resolveVariable }) => {
               Version: '2012-10-17',
               Statement: [
                 { Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: scheduled.map(([name]) => ({ 'Fn::GetAtt': [functionId(name), 'Arn'] })) },
-                { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [{ 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] }] },
+                { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [deadLetterQueueArn] },
               ],
             },
           },
@@ -234,6 +248,20 @@ module.exports = async ({ resolveVariable }) => {
       Threshold: 1,
     });
     for (const [name, fn] of scheduled) {
+      const { retries, maxEventAgeSeconds } = ACCESS[name].schedule;
+      // A run that fails: Lambda's own retries, then the dead-letter queue
+      // (without this, 2 retries over up to 6 hours, then dropped).
+      Resources[`${normalized(name)}EventInvokeConfig`] = {
+        Type: 'AWS::Lambda::EventInvokeConfig',
+        Properties: {
+          FunctionName: { Ref: functionId(name) },
+          // The schedule invokes the unqualified function: $LATEST.
+          Qualifier: '$LATEST',
+          MaximumRetryAttempts: retries,
+          MaximumEventAgeInSeconds: maxEventAgeSeconds,
+          DestinationConfig: { OnFailure: { Destination: deadLetterQueueArn } },
+        },
+      };
       let n = 0;
       for (const event of fn.events) {
         if (!event.schedule || event.schedule.method !== 'scheduler') continue;
@@ -244,8 +272,9 @@ module.exports = async ({ resolveVariable }) => {
             Target: {
               Arn: { 'Fn::GetAtt': [functionId(name), 'Arn'] },
               RoleArn: { 'Fn::GetAtt': ['SchedulerRole', 'Arn'] },
-              RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: ACCESS[name].retryWindowSeconds ?? 3600 },
-              DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] } },
+              // Deliveries the Scheduler could not make (throttled, Lambda unreachable).
+              RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: maxEventAgeSeconds },
+              DeadLetterConfig: { Arn: deadLetterQueueArn },
             },
           },
         };

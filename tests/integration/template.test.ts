@@ -90,6 +90,10 @@ const functionIdOf = (name: string) => `${name.charAt(0).toUpperCase()}${name.sl
 
 const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
 const STATEMENT = ['rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue'];
+/** A scheduled function's failed run goes to the dead-letter queue with the function's own role. */
+const DEAD_LETTER = ['sqs:SendMessage'];
+const DEAD_LETTER_QUEUE = { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] };
+const SCHEDULED = ['evict-popular-items', 'purge-idempotency-keys', 'sync-likes'];
 /**
  * What each function calls, written down independently of deploy/resources.js:
  * every balance change, like, ranking and purge is one SQL statement (its own
@@ -104,9 +108,9 @@ const CALLS: Record<string, string[]> = {
   pay: [...LOGS, ...STATEMENT],
   'popular-items': [...LOGS, ...STATEMENT],
   'trending-items': [...LOGS, ...STATEMENT],
-  'evict-popular-items': [...LOGS, ...STATEMENT],
-  'purge-idempotency-keys': [...LOGS, ...STATEMENT],
-  'sync-likes': [...LOGS, ...STATEMENT],
+  'evict-popular-items': [...LOGS, ...STATEMENT, ...DEAD_LETTER],
+  'purge-idempotency-keys': [...LOGS, ...STATEMENT, ...DEAD_LETTER],
+  'sync-likes': [...LOGS, ...STATEMENT, ...DEAD_LETTER],
   openapi: [...LOGS],
 };
 const ENI = ['ec2:AssignPrivateIpAddresses', 'ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:UnassignPrivateIpAddresses'];
@@ -146,7 +150,12 @@ describe('IAM', () => {
       for (const statement of statements) {
         const resources = asList(statement.Resource);
         const service = asList(statement.Action)[0]!.split(':')[0];
-        const expected = { logs: [{ 'Fn::GetAtt': [`${functionIdOf(name).replace(/LambdaFunction$/, '')}LogGroup`, 'Arn'] }], 'rds-data': [params.dbClusterArn], secretsmanager: [params.dbSecretArn] }[service!];
+        const expected = {
+          logs: [{ 'Fn::GetAtt': [`${functionIdOf(name).replace(/LambdaFunction$/, '')}LogGroup`, 'Arn'] }],
+          'rds-data': [params.dbClusterArn],
+          secretsmanager: [params.dbSecretArn],
+          ...(SCHEDULED.includes(name) ? { sqs: [DEAD_LETTER_QUEUE] } : {}),
+        }[service!];
         expect({ name, service, resources }).toEqual({ name, service, resources: expected });
       }
     }
@@ -199,7 +208,7 @@ describe('HTTP API', () => {
 
 describe('scheduled functions', () => {
   // sync-likes joins these once it is in serverless.yml.
-  const scheduledNow = () => ['evict-popular-items', 'purge-idempotency-keys', 'sync-likes'].filter((name) => plain[functionIdOf(name)] !== undefined);
+  const scheduledNow = () => SCHEDULED.filter((name) => plain[functionIdOf(name)] !== undefined);
 
   it('are retried by the Scheduler, then dead-lettered to a queue, under a role that may invoke only them', () => {
     const scheduled = scheduledNow();
@@ -222,6 +231,39 @@ describe('scheduled functions', () => {
       { actions: ['sqs:SendMessage'], resources: [{ 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] }] },
     ]);
     expect(grants[0]!.resources).toHaveLength(scheduled.length);
+  });
+
+  it('a run that fails is retried by Lambda as fits its schedule, then sent to the dead-letter queue (async invoke config)', () => {
+    for (const template of [plain, inVpc]) {
+      const configs = ofType(template, 'AWS::Lambda::EventInvokeConfig').map(([, config]) => config.Properties);
+      const byFunction = new Map(configs.map((config) => [config.FunctionName.Ref as string, config]));
+      expect([...byFunction.keys()].sort()).toEqual(scheduledNow().map(functionIdOf).sort());
+      for (const name of scheduledNow()) {
+        const config = byFunction.get(functionIdOf(name))!;
+        expect({ name, config }).toEqual({
+          name,
+          config: {
+            FunctionName: { Ref: functionIdOf(name) },
+            Qualifier: '$LATEST',
+            MaximumRetryAttempts: expect.any(Number),
+            MaximumEventAgeInSeconds: expect.any(Number),
+            DestinationConfig: { OnFailure: { Destination: DEAD_LETTER_QUEUE } },
+          },
+        });
+        // Lambda's bounds; an event is never retried past a day.
+        expect(config.MaximumRetryAttempts).toBeGreaterThanOrEqual(0);
+        expect(config.MaximumRetryAttempts).toBeLessThanOrEqual(2);
+        expect(config.MaximumEventAgeInSeconds).toBeGreaterThanOrEqual(60);
+        expect(config.MaximumEventAgeInSeconds).toBeLessThanOrEqual(21600);
+        // The Scheduler's own deliveries give up no later than Lambda's retries.
+        const schedule = ofType(template, 'AWS::Scheduler::Schedule').find(([, s]) => s.Properties.Target.Arn['Fn::GetAtt'][0] === functionIdOf(name))!;
+        expect(schedule[1].Properties.Target.RetryPolicy.MaximumEventAgeInSeconds).toBe(config.MaximumEventAgeInSeconds);
+      }
+      // Every minute: the next run is the retry, and no event outlives the minute.
+      if (byFunction.has(functionIdOf('sync-likes'))) {
+        expect(byFunction.get(functionIdOf('sync-likes'))).toMatchObject({ MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 });
+      }
+    }
   });
 
   it('raise alarms when they fail and when a run is dead-lettered', () => {
