@@ -40,6 +40,8 @@ const components = {
     description: 'Each itemId may appear only once. Prices come from the database.',
   },
   OrderReceipt: jsonSchema(bodies.orderReceipt),
+  QueuedRequest: jsonSchema(bodies.queuedRequest),
+  PointRequest: jsonSchema(bodies.pointRequest),
   PopularItems: jsonSchema(bodies.popularItems),
   TrendingItems: jsonSchema(bodies.trendingItems),
   Health: jsonSchema(bodies.health),
@@ -86,6 +88,22 @@ const idempotencyKey = {
   description: 'Scoped to the caller and the route: the same key with the same body replays the first success.',
   schema: { type: 'string', pattern: '^[!-~]{1,255}$' },
 };
+const preferAsync = {
+  name: 'Prefer',
+  in: 'header',
+  required: false,
+  description: '`respond-async` (RFC 7240): checked at once, then queued on a stream keyed by the caller and applied later, in the order accepted: 202 with the request id.',
+  schema: { type: 'string' },
+};
+const accepted = (description: string) => ({
+  description,
+  content: jsonContent(ref('QueuedRequest')),
+  headers: {
+    Location: { description: '/points/requests/{requestId}', schema: { type: 'string' } },
+    'Preference-Applied': { description: '`respond-async`', schema: { type: 'string', enum: ['respond-async'] } },
+    'Idempotent-Replayed': { description: '`true` when the key was accepted before with the same body (same requestId)', schema: { type: 'string', enum: ['true'] } },
+  },
+});
 const replayed = { 'Idempotent-Replayed': { description: '`true` when this is the stored first answer', schema: { type: 'string', enum: ['true'] } } };
 const queryShape = popularItemsQuery.shape;
 const queryParameter = (name: keyof typeof queryShape, description: string) => ({
@@ -136,18 +154,37 @@ const paths = {
     post: {
       operationId: 'charge',
       ...secured,
-      parameters: [idempotencyKey],
+      parameters: [idempotencyKey, preferAsync],
       requestBody: { required: true, content: jsonContent(ref('ChargeRequest')) },
-      responses: { 200: ok('charged', 'ChargeReceipt', replayed), ...pick(400, 401, 404, 409, 422, 500, 503) },
+      responses: {
+        200: ok('charged', 'ChargeReceipt', replayed),
+        202: accepted('queued (Prefer: respond-async); GET the Location for its outcome'),
+        ...pick(400, 401, 404, 409, 422, 500, 503),
+      },
     },
   },
   '/orders': {
     post: {
       operationId: 'pay',
       ...secured,
-      parameters: [idempotencyKey],
+      parameters: [idempotencyKey, preferAsync],
       requestBody: { required: true, content: jsonContent(ref('OrderRequest')) },
-      responses: { 201: ok('paid with points', 'OrderReceipt', replayed), ...pick(400, 401, 404, 409, 422, 500, 503) },
+      responses: {
+        201: ok('paid with points', 'OrderReceipt', replayed),
+        202: accepted('queued (Prefer: respond-async); GET the Location for its outcome'),
+        ...pick(400, 401, 404, 409, 422, 500, 503),
+      },
+    },
+  },
+  '/points/requests/{requestId}': {
+    parameters: [{ name: 'requestId', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }],
+    get: {
+      operationId: 'pointRequest',
+      ...secured,
+      responses: {
+        200: ok("a queued request's status: PENDING, DONE or REJECTED with the status code and body a direct request would have had", 'PointRequest'),
+        ...pick(400, 401, 404, 500, 503),
+      },
     },
   },
   '/items/popular': {

@@ -80,3 +80,17 @@ export const problem = z.strictObject({
   detail: z.string(),
   instance: z.optional(z.string()).check(z.describe("the request's correlation id, as in the logs and the HTTP API access log")),
 });
+
+/** 202 to a queued charge or order (Prefer: respond-async). */
+export const queuedRequest = z.strictObject({ requestId: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/)), status: z.literal('PENDING') });
+
+/** GET /points/requests/{requestId}: PENDING, or the outcome a direct request would have had. */
+export const pointRequest = z.union([
+  queuedRequest,
+  z.strictObject({
+    requestId: z.string(),
+    status: z.enum(['DONE', 'REJECTED']),
+    statusCode: z.number().check(z.int()).check(z.describe('200 (charge) or 201 (order) when DONE; 404, 409, 422 or 503 when REJECTED')),
+    result: z.union([chargeReceipt, orderReceipt, problem]),
+  }),
+]);
