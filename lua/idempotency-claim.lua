@@ -7,7 +7,8 @@
 -- Reply: nil when claimed by this request (also when this same claim already
 --        ran: a re-sent command finds its own nonce), or the hash of the
 --        request already running; an error starting EXPIRED, having written
---        nothing, once Redis TIME is past the cutoff.
+--        nothing, once Redis TIME is past the cutoff; an error starting
+--        CORRUPT when the key holds what no claim writes.
 local now = redis.call('TIME')
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
   return redis.error_reply('EXPIRED the request gave up before this ran')
@@ -19,5 +20,8 @@ local current = redis.call('GET', KEYS[1])
 if current == ARGV[2] then
   return false
 end
--- A marker written before markers had nonces is the bare hash.
-return string.match(current, '^%S+')
+local hash = string.match(current, '^(%S+) %S+$')
+if not hash then
+  return redis.error_reply('CORRUPT ' .. KEYS[1] .. ' does not hold a running marker')
+end
+return hash

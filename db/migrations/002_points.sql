@@ -4,10 +4,10 @@
 -- No foreign keys to users or orders here: tests (and operators) insert,
 -- delete and truncate those tables directly, and a reference from history
 -- would make that fail. Rows are tied together by the one statement that
--- writes them all (lib/points.ts, lib/orders.ts).
+-- writes them all (lib/points/points.ts, lib/points/orders.ts).
 
 -- The fencing token of the last lock holder that wrote this balance
--- (lib/lock.ts). A write carrying an older token is refused, so a holder
+-- (lib/platform/lock.ts). A write carrying an older token is refused, so a holder
 -- whose lease expired cannot write after a newer one.
 ALTER TABLE users ADD COLUMN lock_fence bigint NOT NULL DEFAULT 0;
 

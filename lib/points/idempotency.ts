@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { ReplyError } from 'ioredis';
 import * as z from 'zod/mini';
 import claimSource from '../../lua/idempotency-claim.lua';
 import releaseSource from '../../lua/idempotency-release.lua';
 import { config } from '../platform/config';
 import { db, type Queryable } from '../platform/db';
-import { IdempotencyInProgressError, IdempotencyKeyReusedError } from '../platform/errors';
+import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../platform/errors';
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
 import { logger } from '../platform/logger';
 import { luaScript, runScript, type RedisClient } from '../platform/redis';
@@ -128,7 +129,8 @@ const releaseScript = luaScript('idempotencyRelease', 1, releaseSource);
  *
  * The marker lives at most ttlMs: a request killed mid-way blocks retries of
  * its key no longer than that, after which the stored reply (or its absence)
- * decides.
+ * decides. A key holding anything else (a bug, a manual edit) is a 500, not
+ * taken for a request running.
  */
 export async function withRunningMarker<T>(
   userId: number,
@@ -145,6 +147,9 @@ export async function withRunningMarker<T>(
     // The claim may have run with its reply lost: take it back, without
     // making the 503 wait, so a retry of the key is not a 409 until it expires.
     release().catch(() => undefined);
+    if (error instanceof ReplyError && error.message.startsWith('CORRUPT ')) {
+      throw new InternalError(`idempotency claim refused: ${error.message}`, { cause: error });
+    }
     throw error;
   });
   if (running !== null) {

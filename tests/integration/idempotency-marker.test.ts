@@ -1,5 +1,5 @@
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
-import { IdempotencyInProgressError, IdempotencyKeyReusedError } from '../../lib/platform/errors';
+import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../../lib/platform/errors';
 import { problem } from '../../lib/platform/http';
 import { closeRedis, redis } from '../../lib/platform/redis';
 import { requestHash, withRunningMarker, type IdempotencyKey } from '../../lib/points/idempotency';
@@ -72,12 +72,14 @@ it('sets nothing when the claim reaches Redis after the request gave up', async 
   expect(await raw.exists(markerOf('{u:3}', idem))).toBe(0);
 });
 
-it('treats a marker written before nonces (the bare hash) as another request running', async () => {
+it('refuses a key that holds no running marker (a bug, a manual edit) with a 500, and leaves it as it is', async () => {
   const idem = key();
+  // The bare hash: a format no claim writes.
   await raw.set(markerOf('{u:4}', idem), idem.requestHash, 'PX', 5000);
-  await expect(withRunningMarker(4, idem, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyInProgressError);
-  const otherBody = { ...idem, requestHash: requestHash({ amount: 9 }) };
-  await expect(withRunningMarker(4, otherBody, 5000, redis(), async () => 'x')).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+  const refused = await withRunningMarker(4, idem, 5000, redis(), async () => 'ran').catch((error: unknown) => error);
+  expect(refused).toBeInstanceOf(InternalError);
+  expect(problem(refused as InternalError).statusCode).toBe(500);
+  expect(await raw.get(markerOf('{u:4}', idem))).toBe(idem.requestHash);
 });
 
 it('recognizes a re-run of the same claim (a command re-sent after a reconnect) as its own', async () => {
