@@ -33,7 +33,12 @@ export async function measureInstanceTier(): Promise<void> {
     const [rawHget, memory] = await measureInterleaved([() => client.hget(hashKey, String(query.limit)), () => popularItemsJson(query, deps)]);
     reportLatency(`raw HGET of the same body (baseline), ${body.length} B`, rawHget!);
     reportLatency('hit from memory inside δ: popularItemsJson()', memory!, rawHget);
-    report('  faster than the raw HGET (goal: at least x20)', `x${(rawHget!.p50 / memory!.p50).toFixed(1)} p50`);
+    // A memory hit takes about as long as reading the timer twice: per-call
+    // timing mostly measures the timer. Batches of calls, taking turns, say
+    // what one call costs.
+    const perCall = await perCallInBatches([() => client.hget(hashKey, String(query.limit)), () => popularItemsJson(query, deps)]);
+    report('  per call, in batches of 1,000 taking turns: raw HGET, memory hit', `${(perCall[0]! * 1000).toFixed(2)} µs, ${(perCall[1]! * 1000).toFixed(2)} µs`);
+    report('  memory hit faster than the raw HGET (goal: at least x20)', `x${(perCall[0]! / perCall[1]!).toFixed(1)} (per-call timing: x${(rawHget!.p50 / memory!.p50).toFixed(1)} p50)`);
 
     await client.config('RESETSTAT');
     const hits = 10_000;
@@ -56,6 +61,19 @@ export async function measureInstanceTier(): Promise<void> {
     client.disconnect();
     await server.stop();
   }
+}
+
+/** Median per-call time (ms) of each fn, run in batches that take turns. */
+async function perCallInBatches(fns: Array<() => Promise<unknown>>, rounds = 30, batch = 1000): Promise<number[]> {
+  const perRound = fns.map(() => [] as number[]);
+  for (let round = 0; round < rounds; round++) {
+    for (let f = 0; f < fns.length; f++) {
+      const started = performance.now();
+      for (let i = 0; i < batch; i++) await fns[f]!();
+      perRound[f]!.push((performance.now() - started) / batch);
+    }
+  }
+  return perRound.map((times) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!);
 }
 
 /**

@@ -104,7 +104,7 @@ async function measureMiss(timeZone: string): Promise<void> {
   await lost.connect().catch(() => undefined);
   const level = logger.getLevelName();
   logger.setLogLevel('ERROR'); // the degraded path warns on every answer
-  const degraded = await measure(() => popularItems(DEFAULT_QUERY, { redis: lost }), 200, 20);
+  const degraded = await measure(() => popularItems(DEFAULT_QUERY, { redis: lost, instance: null }), 200, 20);
   logger.setLogLevel(level);
   lost.disconnect();
   reportLatency('Redis down: popularItems() from the rollup', degraded, plain);

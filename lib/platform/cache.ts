@@ -199,6 +199,27 @@ export class InstanceTier {
   }
 }
 
+let shared: InstanceTier | undefined;
+/** This instance's tier, bounded by CACHE_INSTANCE_*: one for every group that keeps values in memory. */
+export function sharedInstanceTier(): InstanceTier {
+  shared ??= new InstanceTier(config().cache.instance);
+  return shared;
+}
+
+/**
+ * False while this instance leaves Redis alone: the client lost its
+ * connection, or a command failed to answer within the last
+ * REDIS_BACKOFF_MS (see redisFailed). For callers with their own fallback.
+ */
+export function redisUsable(client: RedisClient): boolean {
+  return !DISCONNECTED.has(client.status) && (skipUntil.get(client) ?? 0) <= performance.now();
+}
+
+/** Records that Redis failed a caller with a fallback, so the next ones skip it for a moment (logged). */
+export function redisFailed(client: RedisClient, error: unknown, where: Record<string, string>, message?: string): void {
+  failed(client, error, where, message);
+}
+
 class RedisTooSlowError extends Error {
   override name = 'RedisTooSlowError';
 }
@@ -215,20 +236,21 @@ export async function cachedField(
   load: () => Promise<Record<string, string>>,
   options: CacheOptions = {},
 ): Promise<string | undefined> {
-  const client = options.redis ?? redis();
-  const deadline = currentDeadline();
-  const valueKey = cacheKeys(entry.group).value(entry.variant);
-  const where = { group: entry.group, variant: entry.variant }; // for the logs
-
+  // First, before anything else is computed: a hit from memory is the path that must cost nothing.
   const tier = options.instance;
-  const memoryKey = `${entry.group}\u0000${entry.variant}\u0000${field}`;
+  const memoryKey = tier ? `${entry.group}\u0000${entry.variant}\u0000${field}` : '';
   const held = tier?.lookup(memoryKey);
   if (held?.fresh) {
     metric('CacheInstanceHit');
     return held.entry.value;
   }
 
-  if (DISCONNECTED.has(client.status) || (skipUntil.get(client) ?? 0) > performance.now()) {
+  const client = options.redis ?? redis();
+  const deadline = currentDeadline();
+  const valueKey = cacheKeys(entry.group).value(entry.variant);
+  const where = { group: entry.group, variant: entry.variant }; // for the logs
+
+  if (!redisUsable(client)) {
     // Redis was lost (the client is reconnecting in the background) or just
     // failed to answer: each command would wait out its timeout only to fail.
     logger.debug('cache skipped, loading from the source', { ...where, status: client.status });
