@@ -33,7 +33,9 @@ const ACCESS = {
   like: { data: 'statements', redis: true },
   unlike: { data: 'statements', redis: true },
   'like-status': { data: 'statements', redis: true },
-  // `stream`: 'put' (PutRecord on the point-request stream: Prefer: respond-async),
+  // `stream`: 'put' (PutRecord on the point-request stream: Prefer: respond-async;
+  // lib/platform/stream uses PutRecords only for puts that overlap in one
+  // process, which a Lambda instance serving one request at a time never has),
   // 'consume' (the event source mapping's reads, and its on-failure queue),
   // 'dead-letters' (reads the records the mapping gave up on, from that queue).
   charge: { data: 'statements', redis: true, stream: 'put' },

@@ -44,7 +44,7 @@ const vpcParams = [
   '--param=redisAuthParameter=/likes/prod/redis-auth',
 ];
 /** The functions that connect to Redis, and so may read its token. */
-const REDIS_USERS: string[] = ['health', 'like', 'unlike', 'like-status', 'charge', 'pay', 'popular-items', 'trending-items', 'evict-popular-items', 'sync-likes'];
+const REDIS_USERS: string[] = ['health', 'like', 'unlike', 'like-status', 'charge', 'pay', 'popular-items', 'trending-items', 'evict-popular-items', 'sync-likes', 'point-request', 'apply-point-requests'];
 
 /** The bundled code of every zip, by function. */
 const bundles = new Map<string, string>();
@@ -94,6 +94,13 @@ const STATEMENT = ['rds-data:ExecuteStatement', 'secretsmanager:GetSecretValue']
 const DEAD_LETTER = ['sqs:SendMessage'];
 const DEAD_LETTER_QUEUE = { 'Fn::GetAtt': ['ScheduledDeadLetterQueue', 'Arn'] };
 const SCHEDULED = ['evict-popular-items', 'purge-idempotency-keys', 'sync-likes'];
+/** Queued point requests: the stream, and what the mapping and the dead-letter reader call. */
+const STREAM = { 'Fn::GetAtt': ['PointRequestStream', 'Arn'] };
+const FAILURE_QUEUE = { 'Fn::GetAtt': ['PointRequestFailureQueue', 'Arn'] };
+const PUT = ['kinesis:PutRecord'];
+const CONSUME = ['kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:ListShards', 'sqs:SendMessage'];
+const DEAD_LETTERS = ['kinesis:GetRecords', 'kinesis:GetShardIterator', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'];
+const STREAM_USERS = ['charge', 'pay', 'apply-point-requests', 'reject-point-requests'];
 /**
  * What each function calls, written down independently of deploy/resources.js:
  * every balance change, like, ranking and purge is one SQL statement (its own
@@ -104,8 +111,11 @@ const CALLS: Record<string, string[]> = {
   like: [...LOGS, ...STATEMENT],
   unlike: [...LOGS, ...STATEMENT],
   'like-status': [...LOGS, ...STATEMENT],
-  charge: [...LOGS, ...STATEMENT],
-  pay: [...LOGS, ...STATEMENT],
+  charge: [...LOGS, ...STATEMENT, ...PUT],
+  pay: [...LOGS, ...STATEMENT, ...PUT],
+  'point-request': [...LOGS, ...STATEMENT],
+  'apply-point-requests': [...LOGS, ...STATEMENT, ...CONSUME],
+  'reject-point-requests': [...LOGS, ...STATEMENT, ...DEAD_LETTERS],
   'popular-items': [...LOGS, ...STATEMENT],
   'trending-items': [...LOGS, ...STATEMENT],
   'evict-popular-items': [...LOGS, ...STATEMENT, ...DEAD_LETTER],
@@ -155,6 +165,7 @@ describe('IAM', () => {
           'rds-data': [params.dbClusterArn],
           secretsmanager: [params.dbSecretArn],
           ...(SCHEDULED.includes(name) ? { sqs: [DEAD_LETTER_QUEUE] } : {}),
+          ...(STREAM_USERS.includes(name) ? { kinesis: [STREAM], sqs: [FAILURE_QUEUE] } : {}),
         }[service!];
         expect({ name, service, resources }).toEqual({ name, service, resources: expected });
       }
@@ -288,6 +299,43 @@ it('alarms on API 5xx, dependency failures, lock timeouts and durable-like sync 
   for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
 });
 
+describe('queued point requests', () => {
+  it('creates the stream (on-demand, encrypted) and a consumer mapping that reports item failures, bisects, retries a bounded number of times and then sends to an alarmed queue', () => {
+    expect(plain.PointRequestStream!.Properties).toMatchObject({
+      StreamModeDetails: { StreamMode: 'ON_DEMAND' },
+      RetentionPeriodHours: 24,
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+    });
+    const mappings = ofType(plain, 'AWS::Lambda::EventSourceMapping').map(([, mapping]) => mapping.Properties);
+    const consumer = mappings.find((mapping) => JSON.stringify(mapping.EventSourceArn) === JSON.stringify(STREAM));
+    expect(consumer).toMatchObject({
+      FunctionName: { 'Fn::GetAtt': [functionIdOf('apply-point-requests'), 'Arn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 0,
+      ParallelizationFactor: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: FAILURE_QUEUE } },
+    });
+    // The queue's reader ends the requests REJECTED 503.
+    expect(mappings).toContainEqual(expect.objectContaining({ EventSourceArn: FAILURE_QUEUE, FunctionName: { 'Fn::GetAtt': [functionIdOf('reject-point-requests'), 'Arn'] } }));
+    const alarms = ofType(plain, 'AWS::CloudWatch::Alarm').map(([, alarm]) => alarm.Properties);
+    expect(alarms).toContainEqual(expect.objectContaining({ Namespace: 'AWS/SQS', MetricName: 'NumberOfMessagesSent', Threshold: 1 }));
+    expect(alarms).toContainEqual(
+      expect.objectContaining({ Namespace: 'AWS/Lambda', MetricName: 'IteratorAge', Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionIdOf('apply-point-requests') } }] }),
+    );
+  });
+
+  it('names the stream in the environment of the functions, and no local endpoint', () => {
+    for (const [, fn] of ofType(plain, 'AWS::Lambda::Function')) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({ POINT_REQUEST_STREAM: 'likes-points-popular-prod-point-requests', KINESIS_ENDPOINT: '' });
+    }
+  });
+});
+
 describe('VPC', () => {
   it('creates no endpoint when the functions run outside a VPC', () => {
     expect(ofType(plain, 'AWS::EC2::VPCEndpoint')).toEqual([]);
@@ -303,7 +351,8 @@ describe('VPC', () => {
       SecurityGroupIds: [{ Ref: 'VpcEndpointSecurityGroup' }],
       PrivateDnsEnabled: true,
     });
-    expect(endpoints).toEqual([endpoint('rds-data'), endpoint('ssm')]);
+    // kinesis-streams: PutRecord from charge and pay, and the dead-letter reader's GetRecords.
+    expect(endpoints).toEqual([endpoint('rds-data'), endpoint('ssm'), endpoint('kinesis-streams')]);
     expect(inVpc.VpcEndpointSecurityGroup!.Properties.SecurityGroupIngress).toEqual([
       { IpProtocol: 'tcp', FromPort: 443, ToPort: 443, SourceSecurityGroupId: 'sg-fn' },
     ]);
