@@ -147,8 +147,8 @@ export async function withRunningMarker<T>(
     // The claim may have run with its reply lost: take it back, without
     // making the 503 wait, so a retry of the key is not a 409 until it expires.
     release().catch(() => undefined);
-    if (error instanceof ReplyError && error.message.startsWith('CORRUPT ')) {
-      throw new InternalError(`idempotency claim refused: ${error.message}`, { cause: error });
+    if (error instanceof ReplyError && (error as Error).message.startsWith('CORRUPT ')) {
+      throw new InternalError(`idempotency claim refused: ${(error as Error).message}`, { cause: error });
     }
     throw error;
   });
