@@ -55,6 +55,8 @@ it.each([
   ['a flag that is not a boolean', { REDIS_CLUSTER: 'yes' }, /REDIS_CLUSTER/],
   ['a non-numeric timeout', { REDIS_COMMAND_TIMEOUT_MS: 'soon' }, /REDIS_COMMAND_TIMEOUT_MS/],
   ['an endpoint that is not a URL', { DATA_API_ENDPOINT: '127.0.0.1:4010' }, /DATA_API_ENDPOINT/],
+  ['an instance tier δ that with the command timeout reaches 2 s', { CACHE_INSTANCE_FRESH_MS: '1000' }, /CACHE_INSTANCE_FRESH_MS/],
+  ['a command timeout that with δ reaches 2 s', { REDIS_COMMAND_TIMEOUT_MS: '1200' }, /CACHE_INSTANCE_FRESH_MS \+ REDIS_COMMAND_TIMEOUT_MS/],
 ])('refuses %s, naming the variable', (_, change, name) => {
   expect(() => parseConfig({ ...base, ...change })).toThrow(ConfigError);
   expect(() => parseConfig({ ...base, ...change })).toThrow(name);
