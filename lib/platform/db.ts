@@ -151,8 +151,9 @@ export function createDatabase(target: DataApiTarget): Database {
   async function send<T>(operation: string, run: (abortSignal: AbortSignal) => Promise<T>, options: CallOptions = {}): Promise<T> {
     const started = performance.now();
     // DB_CALL_TIMEOUT_MS is for requests, which owe an answer within about 2 s.
-    // Work outside one (migrations, scheduled jobs, CLIs) keeps only its
-    // default deadline: its long statements (an index build) must not be cut.
+    // Work outside one (migrations, CLIs, and scheduled jobs, whose JobDeadline
+    // is their invocation's remaining time) keeps only its deadline: its long
+    // statements (an index build, a sync batch) must not be cut.
     const inRequest = requestDeadline() !== undefined;
     const deadline = currentDeadline();
     const budgetMs = Math.min(deadline.remainingMs(), options.timeoutMs ?? (inRequest ? callTimeoutMs() : Number.POSITIVE_INFINITY));
