@@ -127,19 +127,25 @@ export const ACCOUNT = `${PRIOR_REPLY},
 
 /**
  * The outcomes every balance statement's verdict tries first, in this order
- * (changeBalance settles them): a statement that got its row locks only
- * after its caller's cutoff writes nothing, whatever else is true (its
- * caller may have given up; clock_timestamp() is the time now, not at the
+ * (changeBalance settles them): a statement that got its row locks too late
+ * writes nothing, whatever else is true. Too late is after the caller's
+ * cutoff less the time the statement took to arrive (from :sentAtMs to
+ * statement_timestamp()), since its reply takes about as long to go back: a
+ * write whose reply could not reach the caller before it gives up would
+ * leave a 503 that is not the truth if the resolution, slowed alike, cannot
+ * tell it in time either. clock_timestamp() is the time now, not at the
  * statement's start, and the verdict is computed after `account` and any
- * other FOR UPDATE of the statement have their rows): 'lock_wait' when it
- * reached the database before the cutoff (so the time went waiting for
- * those row locks: contention), 'expired' when it arrived after it; a stored
- * reply wins over everything else; a holder with a stale fencing token
- * learns nothing else. Parameters: :cutoffMs (ms since the epoch), :fence.
+ * other FOR UPDATE of the statement have their rows. It is 'lock_wait' when
+ * the statement spent longer waiting for those rows than arriving (rows
+ * another transaction held: contention), 'expired' otherwise (a slow way to
+ * the database). Then a stored reply wins over everything else; a holder
+ * with a stale fencing token learns nothing else. Parameters: :sentAtMs and
+ * :cutoffMs (ms since the epoch), :fence.
  */
 export const FIRST_OUTCOMES = `WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0)
-        AND statement_timestamp() <= to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0) THEN 'lock_wait'
-      WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0) THEN 'expired'
+          - GREATEST(statement_timestamp() - to_timestamp(CAST(:sentAtMs AS bigint) / 1000.0), interval '0')
+        THEN CASE WHEN clock_timestamp() - statement_timestamp() > statement_timestamp() - to_timestamp(CAST(:sentAtMs AS bigint) / 1000.0)
+          THEN 'lock_wait' ELSE 'expired' END
       WHEN prior.request_hash IS NOT NULL THEN 'replay'
       WHEN account.point_balance IS NULL THEN 'no_user'
       WHEN account.lock_fence > :fence THEN 'stale_fence'`;
@@ -164,13 +170,15 @@ export interface BalanceCall {
   fence: number;
   /** Random per attempt: written with the effect, the key to resolving a lost reply. */
   requestId: string;
+  /** When the statement was sent (ms since the epoch): the database measures how long it took to arrive. */
+  sentAtMs: number;
   /** The database refuses to write once its clock is past this (ms since the epoch). */
   cutoffMs: number;
   /** How long the client waits for the statement's reply. */
   timeoutMs: number;
 }
 
-export const callParams = (call: BalanceCall) => ({ fence: call.fence, requestId: call.requestId, cutoffMs: call.cutoffMs });
+export const callParams = (call: BalanceCall) => ({ fence: call.fence, requestId: call.requestId, sentAtMs: call.sentAtMs, cutoffMs: call.cutoffMs });
 
 /**
  * The CTE `recorded`: the request's id with its reply, written only when
@@ -270,8 +278,8 @@ export async function changeBalance<Body>(
       // that answered: busy, not away. It wrote nothing.
       throw rowsBusy();
     case 'expired':
-      // It reached the database only after its cutoff: it wrote nothing.
-      throw new DatabaseUnavailableError(false, { cause: new Error('the balance statement reached the database after its cutoff') });
+      // The way to the database was too slow for a reply in time: it wrote nothing.
+      throw new DatabaseUnavailableError(false, { cause: new Error('the balance statement reached the database too late to write') });
     default:
       throw new InternalError(`unexpected balance statement outcome ${verdict.outcome}`);
   }
@@ -298,7 +306,8 @@ async function applyOnce(
   }
   // The database's clock may be behind ours by the skew margin: it passes
   // the cutoff no later than our clock passes the moment we stop waiting.
-  const call: BalanceCall = { fence, requestId: randomUUID(), cutoffMs: Date.now() + timeoutMs - config().deadline.clockSkewMarginMs, timeoutMs };
+  const sentAtMs = Date.now();
+  const call: BalanceCall = { fence, requestId: randomUUID(), sentAtMs, cutoffMs: sentAtMs + timeoutMs - config().deadline.clockSkewMarginMs, timeoutMs };
   // Labelled with the request id, so that the resolution can tell a
   // statement still queued behind a row lock from one the database never got.
   const labelledDatabase: Database = {

@@ -213,6 +213,25 @@ describe('a slow or silent Data API', () => {
     expect((await pointsState(t.pg, userId)).user.balance).toBe(505);
   });
 
+  it('tells the truth when every reply is 0.8 s late: the statement arrives in time to run but its reply cannot come back in time', async () => {
+    // 0.8 s each way: before its cutoff (1.1 s after it was sent) when it
+    // arrives, and its reply (and the resolution's, 1.6 s there and back)
+    // later than the call's 1.2 s and the resolve budget's 0.8 s.
+    const userId = await fresh.user(500);
+    const before = await pointsState(t.pg, userId);
+    dataApiProxy().set({ mode: 'latency', ms: 800 });
+    const { result } = await timed(() => callCharge(userId, { amount: 5 }));
+    dataApiProxy().set({ mode: 'pass' });
+    await sleep(2000); // what was sent still arrives
+    await quiet();
+    const after = await pointsState(t.pg, userId);
+    if (result.statusCode === 200) expect(after.user.balance).toBe(before.user.balance + 5);
+    else {
+      expectUnavailable(result);
+      expect(after).toEqual(before);
+    }
+  });
+
   it('answers 503 within about 2 s when the Data API never answers, then serves normally at once', async () => {
     const userId = await fresh.user(500);
     const itemId = await fresh.item(10, 10);
