@@ -12,6 +12,18 @@
  * Bounded: each scenario runs LOAD_DURATION_S seconds or LOAD_MAX_REQUESTS
  * requests, whichever ends first; loopback only; it stops by itself.
  *
+ * --chaos: all-at-once against a stack of the run's own (load/chaos.ts) while
+ * Redis is paused, killed and restarted empty, and Data API replies are
+ * dropped after their statement ran or delayed, at moments drawn from a
+ * printed seed (LOAD_CHAOS_SEED replays them). 503 DEPENDENCY_UNAVAILABLE is
+ * then an expected answer, never an error; every invariant must still hold
+ * against the 2xx answers (so every 5xx changed nothing), likes lost with a
+ * Redis restarted empty excepted: those acknowledged before the restart and
+ * not yet synced to post_likes (README, "What is lost at worst"). The report
+ * lists each fault and what the clients saw during it. DATABASE_URL names
+ * the PostgreSQL server on which it makes (and drops) its database;
+ * LOAD_DURATION_S defaults to 30.
+ *
  * Variables (all optional):
  *   LOAD_BASE_URL (http://127.0.0.1:3000, or PORT's)  the stack; must be loopback
  *   LOAD_DURATION_S (10), LOAD_MAX_REQUESTS (50000), LOAD_CONNECTIONS (32)
@@ -32,12 +44,14 @@ import Redis, { Cluster } from 'ioredis';
 import { likeSetKey } from '../lib/likes/keys';
 import { createLocalToken } from '../lib/platform/local-token';
 import { projectRoot } from '../local/env';
+import { runFaults, startChaosStack, startSyncing, type ChaosEvent, type ChaosStack, type FaultRun } from './chaos';
 import { renderReport, type ScenarioReport } from './report';
 import { openSql, type Sql } from './sql';
 
 const env = process.env;
-const baseUrl = env.LOAD_BASE_URL ?? `http://127.0.0.1:${env.PORT || 3000}`;
-const durationS = Number(env.LOAD_DURATION_S ?? 10);
+const chaos = process.argv.includes('--chaos');
+let baseUrl = env.LOAD_BASE_URL ?? `http://127.0.0.1:${env.PORT || 3000}`;
+const durationS = Number(env.LOAD_DURATION_S ?? (chaos ? 30 : 10));
 const maxRequests = Number(env.LOAD_MAX_REQUESTS ?? 50_000);
 const connections = Number(env.LOAD_CONNECTIONS ?? 32);
 const keyPrefix = env.REDIS_KEY_PREFIX ?? '';
@@ -133,15 +147,22 @@ const SCENARIOS: Record<string, () => Mix[]> = {
   'all-at-once': () => [likeStorm(0.25), likesSpread(0.25), pointsHot(0.25), popularItems(0.25)],
 };
 
+/** Every 2xx like, with when it was answered (Date.now()): --chaos decides which survived a Redis restarted empty. */
+const likeAcks: { postId: number; userId: number; at: number }[] = [];
+
 /** Applies one answer to the expected state. */
-function account(sent: Sent, status: number, body: string): 'ok' | 'refused' | 'error' {
+function account(sent: Sent, status: number, body: string): 'ok' | 'refused' | 'unavailable' | 'error' {
+  if (chaos && status === 503 && safeJson(body)?.code === 'DEPENDENCY_UNAVAILABLE') return 'unavailable';
   if (status >= 500 || status === 0) return 'error';
   if (status >= 400) {
     // Legitimate refusals under contention: the lock wait ran out, or the balance or stock did.
     const code = safeJson(body)?.code;
     return status === 409 && ['LOCK_TIMEOUT', 'INSUFFICIENT_BALANCE', 'OUT_OF_STOCK'].includes(code) ? 'refused' : 'error';
   }
-  if (sent.kind === 'like') expected.likers.get(sent.postId)!.add(sent.userId);
+  if (sent.kind === 'like') {
+    expected.likers.get(sent.postId)!.add(sent.userId);
+    likeAcks.push({ postId: sent.postId, userId: sent.userId, at: Date.now() });
+  }
   if (sent.kind === 'charge' && safeJson(body)?.charged === sent.amount) {
     expected.balance.set(sent.userId, expected.balance.get(sent.userId)! + sent.amount);
   }
@@ -167,16 +188,18 @@ function safeJson(text: string): any {
 interface Sample {
   at: number;
   ms: number;
+  status: number;
 }
 
-/** One autocannon instance per mix, all at once; bounded by time and by count. */
-async function runScenario(name: string, mixes: Mix[], redis: RedisStats | undefined): Promise<ScenarioReport> {
+/** One autocannon instance per mix, all at once; bounded by time and by count. `onStart` gets the scenario's start (Date.now()). */
+async function runScenario(name: string, mixes: Mix[], redis: RedisStats | undefined, onStart?: (started: number) => void): Promise<ScenarioReport> {
   const before = await redis?.snapshot();
   const started = Date.now();
+  onStart?.(started);
   const perMix = await Promise.all(
     mixes.map(async (mix) => {
       const samples: Sample[] = [];
-      const outcome = { ok: 0, refused: 0, error: 0 };
+      const outcome = { ok: 0, refused: 0, unavailable: 0, error: 0 };
       const statuses: Record<string, number> = {};
       const budget = Math.max(1, Math.floor(maxRequests / mixes.length));
       // Ending a run must not cut requests off mid-flight (their effect would be
@@ -217,7 +240,7 @@ async function runScenario(name: string, mixes: Mix[], redis: RedisStats | undef
               inflight -= 1;
               outcome[account(context.sent as Sent, status, body)] += 1;
               statuses[status] = (statuses[status] ?? 0) + 1;
-              samples.push({ at: Date.now() - started, ms: Date.now() - context.sentAt });
+              samples.push({ at: Date.now() - started, ms: Date.now() - context.sentAt, status });
               if (samples.length >= budget) draining = true;
             },
           },
@@ -423,17 +446,36 @@ async function checkInvariants(sql: Sql): Promise<Check[]> {
 }
 
 async function main(): Promise<number> {
+  const names = (env.LOAD_SCENARIOS ?? (chaos ? 'all-at-once' : Object.keys(SCENARIOS).join(','))).split(',').map((name) => name.trim());
+  for (const name of names) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  let chaosStack: ChaosStack | undefined;
+  const seed = Number(env.LOAD_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  if (chaos) {
+    console.log(`chaos: seed ${seed} (replay the faults: LOAD_CHAOS_SEED=${seed} npm run load -- --chaos); starting a stack of its own ...`);
+    chaosStack = await startChaosStack(env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    baseUrl = chaosStack.baseUrl;
+    env.DATABASE_URL = chaosStack.databaseUrl;
+  }
+  try {
+    return await measure(names, chaosStack, seed);
+  } finally {
+    await chaosStack?.stop();
+  }
+}
+
+async function measure(names: string[], chaosStack: ChaosStack | undefined, seed: number): Promise<number> {
   const host = new URL(baseUrl).hostname;
   if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) throw new Error(`LOAD_BASE_URL must be a loopback address, not ${host}`);
   const health = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(5000) }).catch((error: Error) => error);
   if (health instanceof Error || health.status !== 200) {
     throw new Error(`No healthy stack at ${baseUrl} (${health instanceof Error ? health.message : health.status}). Start it first: npm start`);
   }
-  const names = (env.LOAD_SCENARIOS ?? Object.keys(SCENARIOS).join(',')).split(',').map((name) => name.trim());
-  for (const name of names) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
 
   const sql = await openSql();
-  const redis = await openRedisStats();
+  // Not while the run kills its Redis: INFO would fail with it.
+  const redis = chaosStack ? undefined : await openRedisStats();
+  const faultRuns: FaultRun[] = [];
+  const syncing = chaosStack ? await startSyncing(chaosStack) : undefined;
   try {
     console.log(`load: ${baseUrl}, database ${sql.description}, Redis ${onCluster ? 'Cluster' : 'standalone'}${redis ? '' : ' (no stats)'}; ids from ${base}`);
     await arrange(sql);
@@ -442,11 +484,18 @@ async function main(): Promise<number> {
     const reports: ScenarioReport[] = [];
     for (const name of names) {
       process.stdout.write(`${name}: running ${durationS} s or ${maxRequests} requests ...`);
-      const report = await runScenario(name, SCENARIOS[name]!(), redis);
+      const report = await runScenario(name, SCENARIOS[name]!(), redis, (started) => {
+        if (chaosStack) faultRuns.push(runFaults(chaosStack, seed + faultRuns.length, started, durationS * 1000));
+      });
+      await faultRuns.at(-1)?.done;
       reports.push(report);
       process.stdout.write('\r');
       printScenario(report);
     }
+    if (syncing) console.log(`chaos: sync-likes runs during the run: ${JSON.stringify(await syncing.stop())}`);
+    if (chaosStack) await forgetLikesLostWithRedis(sql, faultRuns);
+    const faults = faultRuns.flatMap((run, i) => run.events.map((event) => ({ ...event, ...seenDuring(reports[i]!, event) })));
+    for (const fault of faults) console.log(`fault at ${(fault.at / 1000).toFixed(1)} s to ${(fault.until / 1000).toFixed(1)} s: ${fault.what}; answers meanwhile ${fault.seen}`);
     const checks = await checkInvariants(sql);
     const failed = checks.filter((check) => JSON.stringify(check.expected) !== JSON.stringify(check.actual));
     for (const check of checks) console.log(`${failed.includes(check) ? 'FAIL' : 'ok  '} ${check.what}${failed.includes(check) ? `: expected ${JSON.stringify(check.expected)}, got ${JSON.stringify(check.actual)}` : ''}`);
@@ -466,6 +515,7 @@ async function main(): Promise<number> {
       reports,
       checks: checks.map((check) => ({ what: check.what, ok: !failed.includes(check), detail: failed.includes(check) ? `expected ${JSON.stringify(check.expected)}, got ${JSON.stringify(check.actual)}` : '' })),
       hotKeys,
+      ...(chaosStack ? { faults: { seed, events: faults } } : {}),
     });
     for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
     console.log(`report: ${join('load', 'report', label, 'report.md')} (and report.html)`);
@@ -473,9 +523,47 @@ async function main(): Promise<number> {
     const errors = reports.flatMap((report) => report.parts).reduce((sum, part) => sum + part.outcome.error, 0);
     return failed.length > 0 || errors > 0 ? 1 : 0;
   } finally {
+    await syncing?.stop();
     await sql.close();
     redis?.close();
   }
+}
+
+/**
+ * --chaos: a like answered before Redis last came back empty survived only
+ * if sync-likes had written it to post_likes by then (README, "What is lost
+ * at worst"); the others leave the expected state. Everything else the
+ * invariants check lives in PostgreSQL and is checked exactly.
+ */
+async function forgetLikesLostWithRedis(sql: Sql, runs: FaultRun[]): Promise<void> {
+  const restartedAt = Math.max(-1, ...runs.map((run) => run.lastRestartAt()));
+  if (restartedAt < 0) return;
+  const rows = await sql.query(
+    'SELECT post_id::text AS p, user_id::text AS u FROM post_likes WHERE post_id >= $1::bigint AND post_id < $1::bigint + $2::int',
+    [POSTS[0]!, POSTS.length],
+  );
+  const synced = new Set(rows.map((row) => `${row.p}:${row.u}`));
+  const before = [...expected.likers.values()].reduce((sum, likers) => sum + likers.size, 0);
+  for (const likers of expected.likers.values()) likers.clear();
+  for (const ack of likeAcks) {
+    if (ack.at > restartedAt || synced.has(`${ack.postId}:${ack.userId}`)) expected.likers.get(ack.postId)!.add(ack.userId);
+  }
+  const after = [...expected.likers.values()].reduce((sum, likers) => sum + likers.size, 0);
+  console.log(`chaos: ${before - after} of ${before} acknowledged likes were not yet in post_likes when Redis last restarted empty; the like checks leave them out`);
+}
+
+/** What the clients were answered from a fault's start until a second after its end. */
+function seenDuring(report: ScenarioReport, event: ChaosEvent): { seen: string } {
+  const counts: Record<string, number> = {};
+  for (const part of report.parts) {
+    for (const sample of part.latencies) {
+      if (sample.at < event.at || sample.at > event.until + 1000) continue;
+      const status = String(sample.status ?? '?');
+      counts[status] = (counts[status] ?? 0) + 1;
+    }
+  }
+  const seen = Object.entries(counts).map(([status, n]) => `${status}: ${n}`).join(', ');
+  return { seen: seen || 'none' };
 }
 
 function printScenario(report: ScenarioReport): void {
@@ -485,7 +573,7 @@ function printScenario(report: ScenarioReport): void {
     const label = report.parts.length > 1 ? `${report.name}/${part.name}` : part.name;
     console.log(
       `${label.padEnd(28)} ${part.rps.toFixed(0).padStart(6)} rps  p50 ${p(0.5).padStart(4)} ms  p95 ${p(0.95).padStart(4)} ms  p99 ${p(0.99).padStart(4)} ms  ` +
-        `errors ${part.outcome.error}  refused ${part.outcome.refused}  (${Object.entries(part.statuses).map(([status, n]) => `${status}: ${n}`).join(', ')})`,
+        `errors ${part.outcome.error}  refused ${part.outcome.refused}${chaos ? `  unavailable ${part.outcome.unavailable ?? 0}` : ''}  (${Object.entries(part.statuses).map(([status, n]) => `${status}: ${n}`).join(', ')})`,
     );
   }
   if (report.shards) {
