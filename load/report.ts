@@ -8,9 +8,10 @@ export interface Part {
   connections: number;
   requests: number;
   rps: number;
-  /** Every answer: ms since the scenario started, and its latency. */
-  latencies: { at: number; ms: number }[];
-  outcome: { ok: number; refused: number; error: number };
+  /** Every answer: ms since the scenario started, its latency and its status. */
+  latencies: { at: number; ms: number; status?: number }[];
+  /** unavailable: 503 DEPENDENCY_UNAVAILABLE while --chaos faults hit (expected there, not an error). */
+  outcome: { ok: number; refused: number; unavailable?: number; error: number };
   statuses: Record<string, number>;
 }
 
@@ -28,6 +29,8 @@ export interface ReportInput {
   reports: ScenarioReport[];
   checks: { what: string; ok: boolean; detail: string }[];
   hotKeys?: { hotPost: string; popular: string };
+  /** --chaos: the seed and every fault, in ms since its scenario started, with what the clients were answered meanwhile. */
+  faults?: { seed: number; events: { at: number; until: number; what: string; seen: string }[] };
 }
 
 const COLORS = { p50: '#4e79a7', p95: '#f28e2b', p99: '#e15759', rps: '#b6d7a8' };
@@ -143,6 +146,11 @@ function tables(input: ReportInput): string[] {
       lines.push(`| ${report.name} | ${cells.join(' · ')} |`);
     }
     if (input.hotKeys) lines.push('', `The hot post's likes live on ${input.hotKeys.hotPost}; every popular-items key on ${input.hotKeys.popular}.`);
+  }
+  if (input.faults) {
+    lines.push('', `**Faults** (seed ${input.faults.seed}; what the clients were answered from each fault's start until a second after its end):`, '');
+    lines.push('| from s | to s | fault | answers meanwhile |', '|---:|---:|---|---|');
+    for (const event of input.faults.events) lines.push(`| ${(event.at / 1000).toFixed(1)} | ${(event.until / 1000).toFixed(1)} | ${event.what} | ${event.seen} |`);
   }
   lines.push('', '**Invariants** (through the API and the database, against what the 2xx answers imply):', '');
   for (const check of input.checks) lines.push(`- ${check.ok ? '✅' : '❌'} ${check.what}${check.ok ? '' : `: ${check.detail}`}`);

@@ -29,6 +29,7 @@ import { itemDetails, rankFromTable, type TrendingRow } from './sql';
  * before that read answers, and an order whose count failed after its commit
  * is counted within CHECK_INTERVAL_MS of the next read. While Redis is away
  * the ranking comes from the table (the same window, one query).
+ * Why this design: docs/decisions/010-trending-minute-sets.md.
  */
 
 export const MAX_LIMIT = 50;
