@@ -66,9 +66,6 @@ export interface ApplyDeps {
 /** A record that does not decode: not retryable by itself; the batch fails so the mapping can isolate it. */
 export class PoisonRecordError extends InternalError {}
 
-/** How long one run's statement may take (a run is up to a batch of requests). */
-const RUN_TIMEOUT_MS = 5000;
-
 interface Decoded {
   sequenceNumber: string;
   request: QueuedRequest;
@@ -168,6 +165,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       hash: request.hash ?? null,
       accepted_ms: request.at,
     }));
+  const timeoutMs = config().pointRequests.runTimeoutMs;
   const verdict = await withLock(
     lockKey,
     async (lease) => {
@@ -176,11 +174,11 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
         {
           userId,
           fence: lease.fence,
-          cutoffMs: Date.now() + RUN_TIMEOUT_MS - config().deadline.clockSkewMarginMs,
+          cutoffMs: Date.now() + timeoutMs - config().deadline.clockSkewMarginMs,
           maxBalance: MAX_BALANCE,
           requests: asJson(requests),
         },
-        { timeoutMs: RUN_TIMEOUT_MS },
+        { timeoutMs },
       );
       return rows[0]!;
     },
