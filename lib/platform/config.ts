@@ -202,6 +202,8 @@ const schema = z.object({
    * forgotten while it may still be applied.
    */
   POINT_REQUEST_MARKER_TTL_S: positiveInt(90000),
+  /** How long the consumer waits for one user's run statement (lib/points/queue/apply): a run is up to a batch of requests. */
+  POINT_REQUEST_RUN_TIMEOUT_MS: positiveInt(3000),
 });
 
 export type Env = z.input<typeof schema>;
@@ -255,7 +257,7 @@ export interface Config {
     rebuildChunkSize: number;
     syncBatchSize: number;
   };
-  pointRequests: { stream: string; endpoint: string | undefined; markerTtlSeconds: number };
+  pointRequests: { stream: string; endpoint: string | undefined; markerTtlSeconds: number; runTimeoutMs: number };
 }
 
 /** Stages that only ever run on a developer's machine or in CI: `local` (npm start), and the test and bench processes. */
@@ -361,7 +363,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rebuildChunkSize: e.LIKES_REBUILD_CHUNK_SIZE,
       syncBatchSize: e.LIKES_SYNC_BATCH_SIZE,
     },
-    pointRequests: { stream: e.POINT_REQUEST_STREAM, endpoint: e.KINESIS_ENDPOINT, markerTtlSeconds: e.POINT_REQUEST_MARKER_TTL_S },
+    pointRequests: { stream: e.POINT_REQUEST_STREAM, endpoint: e.KINESIS_ENDPOINT, markerTtlSeconds: e.POINT_REQUEST_MARKER_TTL_S, runTimeoutMs: e.POINT_REQUEST_RUN_TIMEOUT_MS },
   };
 }
 
