@@ -2,7 +2,7 @@ import type { Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
 import type { RedisClient } from '../platform/redis';
-import { addOrders, countedOrderIds, redisFingerprints, removeOrders } from './counts';
+import { addOrders, countedOrderIds, redisFingerprints, removeOrders, type CountedOrder } from './counts';
 import { spanOf, trendingKeys } from './keys';
 import { existingOrderIds, tableFingerprints, tableOrders } from './sql';
 
@@ -34,7 +34,11 @@ export async function reconcile(database: Queryable, current: number, client: Re
   });
   if (differing.length === 0) return 0;
 
-  const orders = await tableOrders(database, differing);
+  // In batches: a Data API reply holds at most 1 MB, and a busy minute's orders with their lines come near 100 KB.
+  const orders = new Map<number, CountedOrder[]>();
+  for (const batch of batchesOf(differing, (minute) => table.get(minute)?.orders ?? 0)) {
+    for (const [minute, rows] of await tableOrders(database, batch)) orders.set(minute, rows);
+  }
   // Side by side: each call is one minute's, in the same slot.
   const surplus = await Promise.all(
     differing.map(async (minute) => {
@@ -58,4 +62,26 @@ export async function reconcile(database: Queryable, current: number, client: Re
   metric('TrendingMinutesRepaired', differing.length);
   logger.info('trending counts repaired from the orders table', { minutes: differing.length });
   return differing.length;
+}
+
+/** Orders per query of a repair: about 500 KB of reply. */
+const ORDERS_PER_QUERY = 5000;
+
+/** Consecutive groups of minutes holding at most ORDERS_PER_QUERY orders each (a busier minute alone). */
+function batchesOf(minutes: number[], ordersOf: (minute: number) => number): number[][] {
+  const batches: number[][] = [];
+  let batch: number[] = [];
+  let size = 0;
+  for (const minute of minutes) {
+    const orders = ordersOf(minute);
+    if (batch.length > 0 && size + orders > ORDERS_PER_QUERY) {
+      batches.push(batch);
+      batch = [];
+      size = 0;
+    }
+    batch.push(minute);
+    size += orders;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
