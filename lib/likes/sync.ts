@@ -251,7 +251,7 @@ async function applyGroup(
   const trims: Trim[] = [];
   for (const read of group) {
     const state = states.get(read.bucket) ?? { epoch: '', seq: 0, id: '' };
-    const fresh = read.changes;
+    const fresh = read.changes; // all after what the record holds (readBucket)
     if (state.epoch === read.epoch && fresh[0]!.seq <= state.seq) {
       // Numbers issued twice: Redis went back to an older copy of this bucket
       // (a failover to a replica that lagged) after later changes had been
@@ -268,27 +268,26 @@ async function applyGroup(
     const last = fresh.at(-1)!;
     marks.push({ b: read.bucket, from_epoch: state.epoch, from_id: state.id, epoch: read.epoch, seq: last.seq, id: last.id });
   }
+  // A group holds only buckets with changes (syncLikes): one statement.
   let applied = 0;
-  if (marks.length > 0) {
-    const changes = [...finalChanges.values()].map((change) => ({ b: change.bucket, p: change.postId, u: change.userId, l: change.liked, t: change.atMs }));
-    const { rows } = await deps.db.query<{ moved: number[] | string | null }>(APPLY_SQL, { changes: asJson(changes), marks: asJson(marks) });
-    const movedValue = rows[0]?.moved ?? null;
-    const moved = new Set<number>((typeof movedValue === 'string' ? (JSON.parse(movedValue) as number[]) : (movedValue ?? [])).map(Number));
-    for (const mark of marks) {
-      if (!moved.has(mark.b)) continue; // another sync recorded this bucket first: the next round sees its state
-      trims.push({ bucket: mark.b, epoch: mark.epoch, id: mark.id });
-      const bucketChanges = changes.filter((change) => change.b === mark.b);
-      applied += bucketChanges.length;
-      // How long the oldest change waited to become durable: what a Redis loss would have cost.
-      const oldest = Math.min(...bucketChanges.map((change) => change.t));
-      if (Number.isFinite(oldest)) metric('LikeSyncLagMs', Math.max(0, Date.now() - oldest));
-    }
-    if (applied > 0) metric('LikesSynced', applied);
-    await options.afterCommit?.();
+  const changes = [...finalChanges.values()].map((change) => ({ b: change.bucket, p: change.postId, u: change.userId, l: change.liked, t: change.atMs }));
+  const { rows } = await deps.db.query<{ moved: number[] | string | null }>(APPLY_SQL, { changes: asJson(changes), marks: asJson(marks) });
+  const movedValue = rows[0]?.moved ?? null;
+  const moved = new Set<number>((typeof movedValue === 'string' ? (JSON.parse(movedValue) as number[]) : (movedValue ?? [])).map(Number));
+  for (const mark of marks) {
+    if (!moved.has(mark.b)) continue; // another sync recorded this bucket first: the next round sees its state
+    trims.push({ bucket: mark.b, epoch: mark.epoch, id: mark.id });
+    const bucketChanges = changes.filter((change) => change.b === mark.b);
+    applied += bucketChanges.length;
+    // How long the oldest change waited to become durable: what a Redis loss would have cost.
+    const oldest = Math.min(...bucketChanges.map((change) => change.t));
+    if (Number.isFinite(oldest)) metric('LikeSyncLagMs', Math.max(0, Date.now() - oldest));
   }
+  if (applied > 0) metric('LikesSynced', applied);
+  await options.afterCommit?.();
   // After the commit only: a trimmed change must be in the record.
   await Promise.all(trims.map((done) => trim(deps.redis, done)));
-  return { applied, statements: marks.length > 0 ? 1 : 0, trims: trims.length };
+  return { applied, statements: 1, trims: trims.length };
 }
 
 /** Does stream entry id `a` ("<ms>-<n>") sort after `b` ('' sorts before every id)? */
