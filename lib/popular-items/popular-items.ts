@@ -1,5 +1,5 @@
 import { addDays, businessDate, msUntilNextMidnight } from '../platform/business-time';
-import { cachedField, evictGroup, InstanceTier, type CacheSettings } from '../platform/cache';
+import { cachedField, evictGroup, sharedInstanceTier, type CacheSettings, type InstanceTier } from '../platform/cache';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import type { RedisClient } from '../platform/redis';
@@ -82,13 +82,6 @@ async function defaultDatabase(): Promise<Queryable> {
   return db();
 }
 
-let defaultTier: InstanceTier | undefined;
-/** The instance tier popular items use unless told otherwise: one per instance. */
-export function popularItemsTier(): InstanceTier {
-  defaultTier ??= new InstanceTier(config().cache.instance);
-  return defaultTier;
-}
-
 /**
  * Today's business date, computed once per instance per business day: the
  * zone's calendar (Intl) is asked again only past the next midnight, or when
@@ -150,7 +143,7 @@ export async function popularItemsJson(query: PopularItemsQuery, deps: PopularIt
     },
     String(query.limit),
     async () => encodedBodies(deps.database ?? (await defaultDatabase()), query.days, today, timeZone),
-    { redis: deps.redis, settings: deps.cacheSettings, instance: deps.instance === undefined ? popularItemsTier() : (deps.instance ?? undefined) },
+    { redis: deps.redis, settings: deps.cacheSettings, instance: deps.instance === undefined ? sharedInstanceTier() : (deps.instance ?? undefined) },
   );
   if (body === undefined) throw new Error(`popular items: no body cached for limit ${query.limit}`);
   return body;
