@@ -229,7 +229,10 @@ class RedisTooSlowError extends Error {
  * Field `field` of the cached hash of `entry`, or of `load()`'s (at least
  * one field), stored for the next caller; undefined when the value has no
  * such field. Round trips to Redis: one on a hit (HGET); three on a miss
- * (read, lock, store and unlock); a waiter adds one per poll.
+ * (read, lock, store and unlock); a waiter adds one per poll. With an
+ * instance tier: none for an entry inside δ; one GET past δ (and one HGET
+ * more when the group was evicted); one script (generation and field)
+ * instead of the HGET for a value not held.
  */
 export async function cachedField(
   entry: CacheEntry,
