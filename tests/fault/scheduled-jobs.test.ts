@@ -52,7 +52,10 @@ it('sync-likes on a database that does not answer gives up within its invocation
   const context = lambdaContext(12_500);
   await expect(syncLikes(undefined, context)).rejects.toBeInstanceOf(DatabaseUnavailableError);
   expect(context.getRemainingTimeInMillis()).toBeGreaterThan(0);
+  // The database is back (and the connections the black hole swallowed are gone): the next run syncs.
   dataApiProxy().set({ mode: 'pass' });
+  dataApiProxy().closeAll();
+  await new Promise((resolve) => setTimeout(resolve, 50));
   expect(await syncLikes(undefined, lambdaContext(30_000))).toMatchObject({ caughtUp: true });
 }, 60_000);
 
