@@ -19,6 +19,7 @@ beforeAll(async () => {
   // Fails at once while the server is away, instead of queueing: the caller falls back.
   client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 50 });
   client.on('error', () => {});
+  await ready();
   await t.pg.query(`INSERT INTO users (id, name, point_balance) VALUES (1, 'buyer', 1000000)`);
   await t.pg.query(`INSERT INTO items (id, name, price, stock) SELECT n, 'item ' || n, 100 * n, 1000 FROM generate_series(1, 4) AS n`);
 });
