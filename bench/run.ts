@@ -10,6 +10,9 @@ import { setupBenchEnvironment } from './environment';
 loadLuaAsText();
 
 async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  // The queue bench's stream: named in the environment before anything reads the configuration.
+  const kinesis = only.length === 0 || only.includes('queue') ? await (await import('./queue')).startBenchKinesis() : undefined;
   const env = await setupBenchEnvironment();
   try {
     const suites: Array<[string, () => Promise<{ run: () => Promise<void> }>]> = [
@@ -19,8 +22,8 @@ async function main(): Promise<void> {
       ['popular-items-scale', () => import('./popular-items-scale')],
       ['trending', () => import('./trending')],
       ['cold-start', () => import('./cold-start')],
+      ['queue', () => import('./queue')],
     ];
-    const only = process.argv.slice(2);
     for (const [name, load] of suites) {
       if (only.length > 0 && !only.includes(name)) continue;
       const suite = await load();
@@ -28,6 +31,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await env.close();
+    await kinesis?.close();
   }
 }
 

@@ -177,6 +177,8 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
           cutoffMs: Date.now() + timeoutMs - config().deadline.clockSkewMarginMs,
           maxBalance: MAX_BALANCE,
           requests: asJson(requests),
+          requestCount: requests.length,
+          lineCount: requests.reduce((sum, request) => sum + (request.lines?.length ?? 0), 0),
         },
         { timeoutMs },
       );
