@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { logger } from '../../lib/platform/logger';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
 import { callBalance, callCharge, callPay, expectProblem, freshRows, idempotencyKey, pointsState } from '../support/points';
@@ -78,6 +79,30 @@ async function tombstones(): Promise<number> {
   return rows[0]!.n;
 }
 
+/**
+ * The metrics the request emitted, from the line that closes it (lib/platform/observability),
+ * read from stdout as CloudWatch Logs would; the tests run at log level SILENT otherwise.
+ */
+async function withMetrics<T>(fn: () => Promise<T>): Promise<{ result: T; metrics: Record<string, number> }> {
+  const printed: string[] = [];
+  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => printed.push(String(chunk)) > 0);
+  const level = logger.getLevelName();
+  logger.setLogLevel('INFO');
+  try {
+    const result = await fn();
+    const closing = printed
+      .join('')
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { message?: string; metrics?: Record<string, number> })
+      .find((line) => line.message === 'request');
+    return { result, metrics: closing?.metrics ?? {} };
+  } finally {
+    logger.setLogLevel(level);
+    stdout.mockRestore();
+  }
+}
+
 /** Busy, not away (API.md: 409 LOCK_TIMEOUT, "busy, retry"): a row held by another session on a database that answers. */
 function expectBusy(result: Awaited<ReturnType<typeof callCharge>>): void {
   expectProblem(result, 409, 'LOCK_TIMEOUT');
@@ -92,9 +117,11 @@ describe('a row lock held by another session past the deadline', () => {
     const held = await holdRows(userId);
     let released = false;
     try {
-      const { result, ms } = await timed(() => callCharge(userId, { amount: 50 }, {}, SHORT_MS));
+      const { result: { result, ms }, metrics } = await withMetrics(() => timed(() => callCharge(userId, { amount: 50 }, {}, SHORT_MS)));
       expectBusy(result);
       expect(ms).toBeLessThan(SHORT_MS - 1000 + SLACK_MS);
+      // Contention, not an outage: no DependencyFailure, which pages someone.
+      expect({ LockTimeout: metrics.LockTimeout, DependencyFailure: metrics.DependencyFailure }).toEqual({ LockTimeout: 1, DependencyFailure: undefined });
       // The statement is still queued behind the row lock in PostgreSQL.
       await sleep(300);
       await held.release();
