@@ -7,6 +7,7 @@
  *   likes-spread    likes over many posts of many authors
  *   points-hot      charges and orders of a few hot users (one lock each)
  *   popular-items   GET /items/popular in a few variants
+ *   trending        orders of the hot users and GET /items/trending together
  *   all-at-once     all four together
  *
  * Bounded: each scenario runs LOAD_DURATION_S seconds or LOAD_MAX_REQUESTS
@@ -85,7 +86,8 @@ type Sent =
   | { kind: 'like'; postId: number; userId: number }
   | { kind: 'charge'; userId: number; amount: number }
   | { kind: 'order'; userId: number; lines: { itemId: number; quantity: number }[] }
-  | { kind: 'popular' };
+  | { kind: 'popular' }
+  | { kind: 'trending' };
 
 interface Mix {
   name: string;
@@ -139,11 +141,21 @@ const popularItems = (share = 1): Mix => ({
   },
 });
 
+const trendingItems = (share = 1): Mix => ({
+  name: 'trending',
+  connections: Math.max(1, Math.round(connections * share)),
+  next() {
+    const userId = pick(HOT_USERS);
+    return { sent: { kind: 'trending' }, method: 'GET', path: `/items/trending?minutes=${1 + random(10)}&limit=${pick([5, 10])}`, userId };
+  },
+});
+
 const SCENARIOS: Record<string, () => Mix[]> = {
   'like-storm': () => [likeStorm()],
   'likes-spread': () => [likesSpread()],
   'points-hot': () => [pointsHot()],
   'popular-items': () => [popularItems()],
+  trending: () => [pointsHot(0.5), trendingItems(0.5)],
   'all-at-once': () => [likeStorm(0.25), likesSpread(0.25), pointsHot(0.25), popularItems(0.25)],
 };
 
@@ -442,7 +454,31 @@ async function checkInvariants(sql: Sql): Promise<Check[]> {
     expected: ITEMS.filter((item) => expected.stock.get(item.id)! < item.stock).map((item) => `${item.id}: ${item.stock - expected.stock.get(item.id)!}`),
     actual: sold.map((row) => `${row.i}: ${row.q}`),
   });
+  checks.push(await checkTrending(sql, get));
   return checks;
+}
+
+/**
+ * The last hour's trending ranking through the API against the same ranking
+ * computed from orders (every order of the window, not only this run's),
+ * once the last answer is older than the contract's 2 s of freshness.
+ */
+async function checkTrending(sql: Sql, get: (path: string) => Promise<{ status: number; body: any }>): Promise<Check> {
+  await sleep(2000);
+  const { body } = await get('/items/trending?minutes=60&limit=50');
+  const minute = Math.floor(Date.parse(body.asOf) / 60_000);
+  const rows = await sql.query(
+    `SELECT oi.item_id::text AS i, sum(oi.quantity)::text AS q
+     FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN items ON items.id = oi.item_id
+     WHERE o.status = 'PAID' AND o.created_at >= to_timestamp($1::bigint * 60) AND o.created_at < to_timestamp(($1::bigint + 61) * 60)
+     GROUP BY oi.item_id HAVING sum(oi.quantity) > 0 ORDER BY sum(oi.quantity) DESC, oi.item_id LIMIT 50`,
+    [minute - 60],
+  );
+  return {
+    what: `trending over the last hour (GET /items/trending?minutes=60) against the orders (${body.items?.length ?? 0} items)`,
+    expected: rows.map((row) => `${row.i}: ${row.q}`),
+    actual: (body.items ?? []).map((item: { itemId: number; soldQuantity: number }) => `${item.itemId}: ${item.soldQuantity}`),
+  };
 }
 
 async function main(): Promise<number> {
