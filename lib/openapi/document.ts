@@ -40,8 +40,8 @@ const components = {
     description: 'Each itemId may appear only once. Prices come from the database.',
   },
   OrderReceipt: jsonSchema(bodies.orderReceipt),
-  QueuedRequest: jsonSchema(bodies.queuedRequest),
-  PointRequest: jsonSchema(bodies.pointRequest),
+  QueuedAccepted: jsonSchema(bodies.queuedRequest),
+  PointRequestStatus: jsonSchema(bodies.pointRequest),
   PopularItems: jsonSchema(bodies.popularItems),
   TrendingItems: jsonSchema(bodies.trendingItems),
   Health: jsonSchema(bodies.health),
@@ -97,7 +97,7 @@ const preferAsync = {
 };
 const accepted = (description: string) => ({
   description,
-  content: jsonContent(ref('QueuedRequest')),
+  content: jsonContent(ref('QueuedAccepted')),
   headers: {
     Location: { description: '/points/requests/{requestId}', schema: { type: 'string' } },
     'Preference-Applied': { description: '`respond-async`', schema: { type: 'string', enum: ['respond-async'] } },
@@ -182,7 +182,7 @@ const paths = {
       operationId: 'pointRequest',
       ...secured,
       responses: {
-        200: ok("a queued request's status: PENDING, DONE or REJECTED with the status code and body a direct request would have had", 'PointRequest'),
+        200: ok("a queued request's status: PENDING, DONE or REJECTED with the status code and body a direct request would have had", 'PointRequestStatus'),
         ...pick(400, 401, 404, 500, 503),
       },
     },

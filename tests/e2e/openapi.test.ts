@@ -94,6 +94,20 @@ it('answers the points routes as documented, problems with their instance', asyn
   await call('POST', '/orders', '/orders', 73, { items: [{ itemId: 739, quantity: 1 }] }); // 404
 });
 
+it('answers queued point requests as documented: 202, then PENDING or the outcome', async () => {
+  await insertUser(t.pg, 75, 0);
+  const accepted = await call('POST', '/points/charge', '/points/charge', 75, { amount: 5 }, { prefer: 'respond-async' });
+  const { requestId } = accepted.body as { requestId: string };
+  const status = '/points/requests/{requestId}';
+  for (let answer = await call('GET', status, `/points/requests/${requestId}`, 75); (answer.body as { status: string }).status === 'PENDING'; ) {
+    await new Promise((done) => setTimeout(done, 50));
+    answer = await call('GET', status, `/points/requests/${requestId}`, 75);
+  }
+  await call('POST', '/orders', '/orders', 75, { items: [{ itemId: 1, quantity: 1 }] }, { prefer: 'respond-async' });
+  await call('GET', status, '/points/requests/never-accepted', 75); // 404
+  await call('GET', status, '/points/requests/not.an.id', 75); // 400
+});
+
 it('answers popular items, health and the document itself as documented', async () => {
   await insertItem(t.pg, 740, 1000, 10);
   await t.pg.query(
