@@ -3,7 +3,8 @@ import { bucketOf, bucketPinsKey, changesKey } from '../../lib/likes/keys';
 import { like, likeStatus, receivedLikes, unloadPost, type LikesDeps } from '../../lib/likes/likes';
 import { postAuthors } from '../../lib/likes/post-authors';
 import type { Queryable } from '../../lib/platform/db';
-import { redis } from '../../lib/platform/redis';
+import type { Command, Redis } from 'ioredis';
+import { testRedis } from '../support/redis-nodes';
 import { useTestDatabase } from '../support/database';
 import { useLikesWorld, type Post } from './likes-durable-support';
 
@@ -67,11 +68,29 @@ it('a post with 20,000 likes rebuilt while sync rounds run back to back on its b
       return result as never;
     },
   };
-  const deps: LikesDeps = { redis: redis(), authors: postAuthors(), db: database };
+  // The rebuild's finishing calls, counted: those that name both its work set and the loaded marker.
+  const client = testRedis({ keyPrefix: w.prefix }) as Redis;
+  const finishing: unknown[] = [];
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((command: Command, stream?: unknown) => {
+    const args = command.args.map(String);
+    if (args.some((arg) => arg.includes(`:post:${hot.postId}:rebuild:`)) && args.some((arg) => arg.endsWith(`:post:${hot.postId}:loaded`))) {
+      command.promise.then((reply) => finishing.push(reply), () => undefined);
+    }
+    return send(command, stream as never);
+  }) as typeof client.sendCommand;
+  const deps: LikesDeps = { redis: client, authors: postAuthors(), db: database };
   // The rebuild of the hot post and its author, while all that goes on.
-  const [status, received] = await Promise.all([likeStatus(hot.postId, 1, deps), receivedLikes(authorId, deps)]);
-  busy = false;
+  const [status, received] = await Promise.all([likeStatus(hot.postId, 1, deps), receivedLikes(authorId, deps)]).finally(() => {
+    busy = false;
+  });
   await Promise.all([traffic, syncing]);
+  client.disconnect();
+  // The backlog (thousands of entries) was replayed a page of 1,000 per call ({2, last id read}), not in one,
+  // and the rebuild finished once, on its first attempt.
+  const more = finishing.filter((reply) => Array.isArray(reply) && reply[0] === 2);
+  expect(more.length).toBeGreaterThanOrEqual(1);
+  expect(finishing).toEqual([...more, [1, 20_000 + pendingOnHot.length]]);
 
   const expected = 20_000 + pendingOnHot.length;
   expect(status).toEqual({ postId: hot.postId, likeCount: expected, likedByMe: true });
