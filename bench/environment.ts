@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrate } from '../db/migrate';
 import { startDataApi } from '../local/data-api/server';
-import { closeRedis } from '../lib/platform/redis';
+import { closeRedis } from '../lib/platform/redis/client';
 import { db } from '../lib/platform/db';
 
 /**

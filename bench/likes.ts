@@ -5,7 +5,7 @@ import { like, likeScript, likeStatus, unloadPost } from '../lib/likes/likes';
 import { likeScriptKeys } from '../lib/likes/keys';
 import { syncLikes } from '../lib/likes/sync';
 import { config } from '../lib/platform/config';
-import { redis, type RedisClient } from '../lib/platform/redis';
+import { redis, type RedisClient } from '../lib/platform/redis/client';
 import { measure, report, reportLatency, section, type LatencyStats } from './harness';
 
 /**

@@ -6,7 +6,7 @@ import Redlock from 'redlock';
 import { Mutex } from 'redis-semaphore';
 import { acquireLock, releaseLock, withLock, type LockStrategy } from '../lib/platform/lock';
 import { chargePoints, pointLockKey } from '../lib/points/points';
-import { redis, type RedisClient } from '../lib/platform/redis';
+import { redis, type RedisClient } from '../lib/platform/redis/client';
 import { measure, report, reportLatency, section } from './harness';
 
 /**

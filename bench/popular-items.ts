@@ -6,7 +6,7 @@ import { db, type Queryable } from '../lib/platform/db';
 import { logger } from '../lib/platform/logger';
 import { cacheVariant, DEFAULT_QUERY, MAX_LIMIT, popularItems, popularItemsJson, refreshPopularItems, type PopularItemsQuery } from '../lib/popular-items/popular-items';
 import { rankFromOrders } from '../lib/popular-items/ranking';
-import { redis } from '../lib/platform/redis';
+import { redis } from '../lib/platform/redis/client';
 import { measure, report, reportLatency, section, type LatencyStats } from './harness';
 import { measureInstanceTier } from './popular-items-instance';
 

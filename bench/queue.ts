@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { config } from '../lib/platform/config';
 import { db, type Database } from '../lib/platform/db';
 import { withDeadline, Deadline } from '../lib/platform/deadline';
-import { redis, type RedisClient } from '../lib/platform/redis';
+import { redis, type RedisClient } from '../lib/platform/redis/client';
 import { CHARGE_ROUTE, chargePoints } from '../lib/points/points';
 import { enqueuePointRequest } from '../lib/points/queue/accept';
 import { applyBatch } from '../lib/points/queue/apply';

@@ -101,7 +101,7 @@ export async function startSyncing(stack: ChaosStack): Promise<{ stop(): Promise
   await connectToLocalStack('the chaos run syncs likes');
   loadLuaAsText();
   const { handler } = await import('../functions/sync-likes');
-  const { closeRedis } = await import('../lib/platform/redis');
+  const { closeRedis } = await import('../lib/platform/redis/client');
   const runs = { ok: 0, failed: 0 };
   let stopping = false;
   const loop = (async () => {

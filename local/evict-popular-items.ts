@@ -3,7 +3,7 @@
  * the running local stack (npm start): its Data API endpoint (DATA_API_PORT or
  * DATA_API_ENDPOINT) and Redis. Run it with the same variables as npm start.
  */
-import { closeRedis } from '../lib/platform/redis';
+import { closeRedis } from '../lib/platform/redis/client';
 import { LocalStackError, loadLuaAsText } from './env';
 import { connectToLocalStack } from './stack';
 

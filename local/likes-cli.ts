@@ -8,7 +8,7 @@
  * endpoint (DATA_API_PORT or DATA_API_ENDPOINT) and Redis, with the same
  * variables as npm start.
  */
-import { closeRedis } from '../lib/platform/redis';
+import { closeRedis } from '../lib/platform/redis/client';
 import { LocalStackError, loadLuaAsText } from './env';
 import { connectToLocalStack } from './stack';
 

@@ -4,7 +4,7 @@
  * (DATA_API_PORT or DATA_API_ENDPOINT) and Redis. Run it with the same
  * variables as npm start. Exits 0 once no change is pending, 1 otherwise.
  */
-import { closeRedis } from '../lib/platform/redis';
+import { closeRedis } from '../lib/platform/redis/client';
 import { LocalStackError, loadLuaAsText } from './env';
 import { connectToLocalStack } from './stack';
 

@@ -1,5 +1,5 @@
 import { db, type Database } from '../platform/db';
-import { redis, type RedisClient } from '../platform/redis';
+import { redis, type RedisClient } from '../platform/redis/client';
 import { LIKE_BUCKETS, authorLoadedKey, bucketMetaKey, changesKey, likeSetKey, postLoadedKey, receivedLikesKey } from './keys';
 import { likeStatus, receivedLikes, unloadPost, type LikesDeps } from './likes';
 import { postAuthors } from './post-authors';

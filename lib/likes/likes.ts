@@ -9,7 +9,8 @@ import { currentDeadline, type Deadline } from '../platform/deadline';
 import { DependencyUnavailableError, InternalError, NotFoundError } from '../platform/errors';
 import { lazyDb } from '../platform/lazy-db';
 import { logger } from '../platform/logger';
-import { luaScript, redis, runScript, type LuaScript, type RedisClient } from '../platform/redis';
+import { redis, type RedisClient } from '../platform/redis/client';
+import { luaScript, runScript, type LuaScript } from '../platform/redis/scripts';
 import {
   authorLoadedKey,
   authorNoneKey,

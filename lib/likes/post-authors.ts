@@ -3,7 +3,7 @@ import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { idString } from '../platform/http';
 import { lazyDb } from '../platform/lazy-db';
-import { redis, type RedisClient } from '../platform/redis';
+import { redis, type RedisClient } from '../platform/redis/client';
 import { authorshipKey, postAuthorKey } from './keys';
 
 /**

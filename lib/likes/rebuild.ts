@@ -8,7 +8,8 @@ import rebuildUnlockSource from '../../lua/likes-rebuild-unlock.lua';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
-import { luaScript, runScript, type RedisClient } from '../platform/redis';
+import { type RedisClient } from '../platform/redis/client';
+import { luaScript, runScript } from '../platform/redis/scripts';
 import {
   authorLoadedKey,
   authorNoneKey,

@@ -4,7 +4,8 @@ import { config } from '../platform/config';
 import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
-import { luaScript, redis, runScript, type RedisClient } from '../platform/redis';
+import { redis, type RedisClient } from '../platform/redis/client';
+import { luaScript, runScript } from '../platform/redis/scripts';
 import { LIKE_BUCKETS, bucketMetaKey, bucketPinsKey, changesKey } from './keys';
 
 /**

@@ -10,7 +10,9 @@ import { config, type Config } from './config';
 import { currentDeadline, type Deadline } from './deadline';
 import { logger } from './logger';
 import { metric } from './metrics';
-import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from './redis';
+import { redis, type RedisClient } from './redis/client';
+import { luaScript, runScript } from './redis/scripts';
+import { isRedisUnavailable } from './dependency-errors';
 
 /**
  * Cache-aside in Redis for values that are expensive to compute and the same

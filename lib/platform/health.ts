@@ -1,6 +1,6 @@
 import { db } from './db';
 import { currentDeadline } from './deadline';
-import { redis } from './redis';
+import { redis } from './redis/client';
 
 export type PartStatus = 'ok' | 'down';
 export interface HealthReport {

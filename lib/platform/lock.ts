@@ -10,7 +10,9 @@ import { LockTimeoutError } from './errors';
 import { logger } from './logger';
 import { metric } from './metrics';
 import { notificationAvailable, waitForMail } from './lock/mailbox';
-import { isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from './redis';
+import { redis, type RedisClient } from './redis/client';
+import { luaScript, runScript } from './redis/scripts';
+import { isRedisUnavailable } from './dependency-errors';
 
 export { closeMailboxConnections } from './lock/mailbox';
 

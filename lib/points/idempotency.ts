@@ -8,7 +8,8 @@ import { db, type Queryable } from '../platform/db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../platform/errors';
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
 import { logger } from '../platform/logger';
-import { luaScript, runScript, type RedisClient } from '../platform/redis';
+import { type RedisClient } from '../platform/redis/client';
+import { luaScript, runScript } from '../platform/redis/scripts';
 import { idempotencyMarkerKey } from './keys';
 
 /**

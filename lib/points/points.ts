@@ -17,7 +17,7 @@ import {
 } from './idempotency';
 import { LockLostError, raiseFence, withLock, type LockOptions } from '../platform/lock';
 import { metric } from '../platform/metrics';
-import { redis, type RedisClient } from '../platform/redis';
+import { redis, type RedisClient } from '../platform/redis/client';
 import { pointLockKey } from './keys';
 
 export { pointLockKey } from './keys';

@@ -2,7 +2,7 @@ import { addDays, businessDate, msUntilNextMidnight } from '../platform/business
 import { cachedField, evictGroup, sharedInstanceTier, type CacheSettings, type InstanceTier } from '../platform/cache';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
-import type { RedisClient } from '../platform/redis';
+import type { RedisClient } from '../platform/redis/client';
 import { rankFromRollup } from './ranking';
 import { recomputeDays } from './rollup';
 

@@ -4,7 +4,8 @@ import readSource from '../../lua/trending-read.lua';
 import removeSource from '../../lua/trending-remove.lua';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
-import { luaScript, redis, runScript, type RedisClient } from '../platform/redis';
+import { redis, type RedisClient } from '../platform/redis/client';
+import { luaScript, runScript } from '../platform/redis/scripts';
 import { expiresAt, SPAN, spanOf, trendingKeys } from './keys';
 
 /**

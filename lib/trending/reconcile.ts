@@ -1,7 +1,7 @@
 import type { Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
-import type { RedisClient } from '../platform/redis';
+import type { RedisClient } from '../platform/redis/client';
 import { addOrders, countedOrderIds, redisFingerprints, removeOrders, type CountedOrder } from './counts';
 import { spanOf, trendingKeys } from './keys';
 import { existingOrderIds, tableFingerprints, tableOrders } from './sql';

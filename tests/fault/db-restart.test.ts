@@ -40,7 +40,7 @@ afterAll(async () => {
   await pg?.end().catch(() => {});
   await dataApi?.close();
   await cluster?.destroy();
-  const { closeRedis } = await import('../../lib/platform/redis');
+  const { closeRedis } = await import('../../lib/platform/redis/client');
   await closeRedis();
 });
 

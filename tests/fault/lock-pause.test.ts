@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Redis from 'ioredis';
+import { isRedisUnavailable } from '../../lib/platform/dependency-errors';
 import { startRedisServer, type RedisServer } from '../support/redis-server';
 import { ANSWER_BOUND_MS } from './redis-harness';
 
@@ -15,7 +16,7 @@ import { ANSWER_BOUND_MS } from './redis-harness';
  */
 
 type LockModule = typeof import('../../lib/platform/lock');
-type RedisModule = typeof import('../../lib/platform/redis');
+type RedisModule = typeof import('../../lib/platform/redis/client');
 
 let server: RedisServer;
 let lock: LockModule;
@@ -28,7 +29,7 @@ beforeAll(async () => {
   process.env.REDIS_URL = server.url;
   process.env.REDIS_CLUSTER = 'false';
   lock = await import('../../lib/platform/lock');
-  redisModule = await import('../../lib/platform/redis');
+  redisModule = await import('../../lib/platform/redis/client');
   inspect = new Redis(server.url, { keyPrefix: process.env.REDIS_KEY_PREFIX });
 }, 60_000);
 
@@ -74,7 +75,7 @@ it('an acquire sent to a frozen Redis fails fast and takes nothing when Redis th
   } finally {
     server.resume();
   }
-  expect(redisModule.isRedisUnavailable(answer.outcome)).toBe(true);
+  expect(isRedisUnavailable(answer.outcome)).toBe(true);
   expect(answer.ms).toBeLessThan(ANSWER_BOUND_MS);
   await untilServed();
   await sleep(100);
@@ -100,7 +101,7 @@ it('a waiter cut off by a freeze leaves no lock and no queue entry that the next
   } finally {
     server.resume();
   }
-  expect(redisModule.isRedisUnavailable(waiter.outcome)).toBe(true);
+  expect(isRedisUnavailable(waiter.outcome)).toBe(true);
   expect(waiter.ms).toBeLessThan(ANSWER_BOUND_MS + 1500); // one BLPOP slice + its guard, then one command timeout
   await untilServed();
   // The holder's lease ran out during the freeze and the waiter's entry lapsed:

@@ -1,5 +1,7 @@
 import Redis from 'ioredis';
-import type * as RedisModule from '../../lib/platform/redis';
+import type * as ClientModule from '../../lib/platform/redis/client';
+import type * as ScriptsModule from '../../lib/platform/redis/scripts';
+import { isRedisUnavailable } from '../../lib/platform/dependency-errors';
 import type * as DeadlineModule from '../../lib/platform/deadline';
 import { startRedisServer, type RedisServer } from '../support/redis-server';
 
@@ -10,7 +12,7 @@ import { startRedisServer, type RedisServer } from '../support/redis-server';
  */
 
 let server: RedisServer;
-let lib: typeof RedisModule;
+let lib: typeof ClientModule & typeof ScriptsModule;
 let deadlines: typeof DeadlineModule;
 let raw: Redis;
 const prefix = () => process.env.REDIS_KEY_PREFIX!;
@@ -20,7 +22,7 @@ beforeAll(async () => {
   // Before anything reads config (once per module registry).
   process.env.REDIS_URL = server.url;
   process.env.REDIS_CLUSTER = 'false';
-  lib = await import('../../lib/platform/redis');
+  lib = { ...(await import('../../lib/platform/redis/client')), ...(await import('../../lib/platform/redis/scripts')) };
   deadlines = await import('../../lib/platform/deadline');
   raw = new Redis(server.url, { maxRetriesPerRequest: 0, retryStrategy: () => 50 });
   raw.on('error', () => {});
@@ -47,7 +49,7 @@ it('never sends later a command it gave up on while the connection was down', as
   while (client.status === 'ready') await new Promise((resolve) => setTimeout(resolve, 5));
   const { ms, outcome } = await elapsed(() => client.set('written-while-down', '1'));
   expect(outcome).toBeInstanceOf(Error);
-  expect(lib.isRedisUnavailable(outcome)).toBe(true);
+  expect(isRedisUnavailable(outcome)).toBe(true);
   // It waited for the connection to come back, for REDIS_COMMAND_TIMEOUT_MS (1000), then gave up.
   expect(ms).toBeGreaterThanOrEqual(950);
   expect(ms).toBeLessThan(1600);
@@ -72,7 +74,7 @@ it('stops waiting for a command at the request deadline when that comes before t
   server.pause();
   try {
     const { ms, outcome } = await elapsed(() => deadlines.withDeadline(new deadlines.Deadline(300), () => client.get('k')));
-    expect(lib.isRedisUnavailable(outcome)).toBe(true);
+    expect(isRedisUnavailable(outcome)).toBe(true);
     expect(ms).toBeGreaterThanOrEqual(290);
     expect(ms).toBeLessThan(800);
   } finally {
@@ -98,7 +100,7 @@ return 1`;
   const outcome = await pending;
   const ms = performance.now() - started;
   server.resume();
-  expect(lib.isRedisUnavailable(outcome)).toBe(true);
+  expect(isRedisUnavailable(outcome)).toBe(true);
   expect(ms).toBeGreaterThanOrEqual(390);
   expect(ms).toBeLessThan(1000);
   await expect(client.ping()).resolves.toBe('PONG');
@@ -119,7 +121,7 @@ it('answers READONLY (a demoted primary) as unavailable and reconnects', async (
     const outcome = await client.set('on-a-replica', '1').catch((error: Error) => error);
     expect(outcome).toBeInstanceOf(Error);
     expect((outcome as Error).message).toMatch(/^READONLY/);
-    expect(lib.isRedisUnavailable(outcome)).toBe(true);
+    expect(isRedisUnavailable(outcome)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(reconnected).toBe(true);
   } finally {
@@ -161,10 +163,10 @@ return redis.call('INCR', KEYS[1])`, { deadline: true });
   ]);
   console.log(`connection lost at ~150 ms: plain GET failed after ${Math.round(plain.ms)} ms, deadline script after ${Math.round(scripted.ms)} ms`);
   // Whether the script ran is unknown to the client: it says so only once Redis would refuse it anyway.
-  expect(lib.isRedisUnavailable(scripted.outcome)).toBe(true);
+  expect(isRedisUnavailable(scripted.outcome)).toBe(true);
   expect(scripted.ms).toBeGreaterThanOrEqual(690);
   // A read has nothing to hold back.
-  expect(lib.isRedisUnavailable(plain.outcome)).toBe(true);
+  expect(isRedisUnavailable(plain.outcome)).toBe(true);
   expect(plain.ms).toBeLessThan(600);
   expect(performance.now() - started).toBeLessThan(1500);
   await server.restart();

@@ -85,7 +85,7 @@ export async function startHandlerStack(redis: { url: string; cluster: boolean }
     for (const name of new Set(Object.values(ROUTES))) {
       handlers[name] = ((await import(`../../functions/${name}`)) as { handler: HttpHandler }).handler;
     }
-    const { closeRedis } = await import('../../lib/platform/redis');
+    const { closeRedis } = await import('../../lib/platform/redis/client');
 
     const call = async (input: EventInput): Promise<Timed> => {
       const handler = handlers[ROUTES[input.routeKey]!]!;

@@ -31,7 +31,7 @@ beforeAll(async () => {
   like = ((await import('../../functions/like')) as { handler: HttpHandler }).handler;
   unlike = ((await import('../../functions/unlike')) as { handler: HttpHandler }).handler;
   status = ((await import('../../functions/like-status')) as { handler: HttpHandler }).handler;
-  ({ closeRedis } = await import('../../lib/platform/redis'));
+  ({ closeRedis } = await import('../../lib/platform/redis/client'));
 }, 60_000);
 
 afterAll(async () => {

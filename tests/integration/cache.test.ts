@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import Redis from 'ioredis';
 import { cachedField, cacheKeys, evictGroup, type CacheSettings } from '../../lib/platform/cache';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
-import { closeRedis, redis } from '../../lib/platform/redis';
+import { closeRedis, redis } from '../../lib/platform/redis/client';
 
 /** lib/platform/cache against real Redis: the hash cache-aside, its lock, its deadlines and group eviction. */
 

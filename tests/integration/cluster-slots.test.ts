@@ -15,8 +15,9 @@ import { handler as unlike } from '../../functions/unlike';
 import { likeStatus as postLikeStatus, unloadPost } from '../../lib/likes/likes';
 import { postAuthors } from '../../lib/likes/post-authors';
 import { config } from '../../lib/platform/config';
-import * as redisModule from '../../lib/platform/redis';
-import type { LuaScript } from '../../lib/platform/redis';
+import { redis } from '../../lib/platform/redis/client';
+import * as scriptsModule from '../../lib/platform/redis/scripts';
+import type { LuaScript } from '../../lib/platform/redis/scripts';
 import { projectRoot } from '../../local/env';
 import { useTestDatabase } from '../support/database';
 import { httpEvent, lambdaContext } from '../support/events';
@@ -41,8 +42,8 @@ let raw: TestRedisClient;
 
 beforeAll(() => {
   raw = testRedis();
-  const original = redisModule.runScript;
-  jest.spyOn(redisModule, 'runScript').mockImplementation((script, keys, args, client) => {
+  const original = scriptsModule.runScript;
+  jest.spyOn(scriptsModule, 'runScript').mockImplementation((script, keys, args, client) => {
     calls.push({ script, keys: keys.map((key) => prefix + key) });
     return original(script, keys, args, client);
   });
@@ -81,7 +82,7 @@ async function driveEveryFeature(): Promise<number[]> {
   // A rebuild whose database read fails frees its lock and its bucket's pin at once.
   await unloadPost(1, 10);
   const down = { query: () => Promise.reject(new Error('database down')) };
-  await expect(postLikeStatus(10, 3, { redis: redisModule.redis(), authors: postAuthors(), db: down })).rejects.toThrow('database down');
+  await expect(postLikeStatus(10, 3, { redis: redis(), authors: postAuthors(), db: down })).rejects.toThrow('database down');
   // Points: keys with braces of their own must not move the marker to another slot.
   const keyed = (key: string) => ({ 'Idempotency-Key': key });
   await record(call(charge, { routeKey: 'POST /points/charge', body: { amount: 500 }, headers: keyed('}{x}{'), userId: 3 }));
@@ -100,7 +101,7 @@ async function driveEveryFeature(): Promise<number[]> {
   await pg.query('INSERT INTO order_items (order_id, item_id, quantity, unit_price) VALUES ($1, 7, 2, 0)', [rows[0]!.id]);
   // The read above holds the check lease for a second: each of these checks at once.
   const checkNow = async () => {
-    await redisModule.redis().del(trendingKeys.checkLease);
+    await redis().del(trendingKeys.checkLease);
     await trendingRanking({ minutes: 10, limit: 5 }, { instance: null });
   };
   await checkNow();

@@ -1,7 +1,7 @@
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../../lib/platform/errors';
 import { problem } from '../../lib/platform/http';
-import { closeRedis, redis } from '../../lib/platform/redis';
+import { closeRedis, redis } from '../../lib/platform/redis/client';
 import { requestHash, withRunningMarker, type IdempotencyKey } from '../../lib/points/idempotency';
 import { testRedis, type TestRedisClient } from '../support/redis-nodes';
 

@@ -1,6 +1,6 @@
 import type * as CacheModule from '../../lib/platform/cache';
 import type * as PopularModule from '../../lib/popular-items/popular-items';
-import type * as RedisModule from '../../lib/platform/redis';
+import type * as RedisModule from '../../lib/platform/redis/client';
 import { config } from '../../lib/platform/config';
 import type { Queryable } from '../../lib/platform/db';
 import { useTestDatabase } from '../support/database';
@@ -42,7 +42,7 @@ function instance(): Instance {
     modules = {
       cache: require('../../lib/platform/cache') as typeof CacheModule,
       popular: require('../../lib/popular-items/popular-items') as typeof PopularModule,
-      redis: require('../../lib/platform/redis') as typeof RedisModule,
+      redis: require('../../lib/platform/redis/client') as typeof RedisModule,
     };
   });
   let clock = Date.now();

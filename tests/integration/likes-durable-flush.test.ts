@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { like, likeStatus, unlike } from '../../lib/likes/likes';
 import { likeSetKey } from '../../lib/likes/keys';
 import { DependencyUnavailableError } from '../../lib/platform/errors';
-import { isRedisUnavailable } from '../../lib/platform/redis';
+import { isRedisUnavailable } from '../../lib/platform/dependency-errors';
 import { useTestDatabase } from '../support/database';
 import { startRedisServer, type RedisServer } from '../support/redis-server';
 import { useLikesWorld, type Post } from './likes-durable-support';

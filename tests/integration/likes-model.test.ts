@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { like, likeStatus, receivedLikes, unlike, unloadPost, type LikesDeps } from '../../lib/likes/likes';
 import { postAuthors } from '../../lib/likes/post-authors';
-import { redis } from '../../lib/platform/redis';
+import { redis } from '../../lib/platform/redis/client';
 import { useTestDatabase } from '../support/database';
 import { useLikesWorld, type Post } from './likes-durable-support';
 

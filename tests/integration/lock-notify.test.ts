@@ -7,7 +7,9 @@ import handoverSource from '../../lua/lock-handover.lua';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { LockTimeoutError } from '../../lib/platform/errors';
 import { acquireLock, closeMailboxConnections, raiseFence, releaseLock, withLock, type LockStrategy } from '../../lib/platform/lock';
-import { closeRedis, createClient, isRedisUnavailable, luaScript, redis, runScript, type RedisClient } from '../../lib/platform/redis';
+import { closeRedis, createClient, redis, type RedisClient } from '../../lib/platform/redis/client';
+import { luaScript, runScript } from '../../lib/platform/redis/scripts';
+import { isRedisUnavailable } from '../../lib/platform/dependency-errors';
 
 /**
  * The lock's ways of waiting ('notify', the FIFO handover, and 'spin'),

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LockTimeoutError } from '../../lib/platform/errors';
 import { toAppError } from '../../lib/platform/http';
 import { acquireLock, extendLock, releaseLock, tryAcquire, withLock } from '../../lib/platform/lock';
-import { closeRedis, redis } from '../../lib/platform/redis';
+import { closeRedis, redis } from '../../lib/platform/redis/client';
 
 afterAll(async () => {
   await closeRedis();

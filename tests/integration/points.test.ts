@@ -5,7 +5,7 @@ import { requestHash } from '../../lib/points/idempotency';
 import { acquireLock, LockLostError, releaseLock } from '../../lib/platform/lock';
 import { parseConfig } from '../../lib/platform/config';
 import { chargePoints, pointLockKey, purgeBalanceRequests } from '../../lib/points/points';
-import { redis } from '../../lib/platform/redis';
+import { redis } from '../../lib/platform/redis/client';
 import { useTestDatabase } from '../support/database';
 import { bodyOf } from '../support/events';
 import {

@@ -6,7 +6,7 @@ import { cacheKeys, evictGroup, REDIS_BACKOFF_MS, type CacheSettings } from '../
 import { config } from '../../lib/platform/config';
 import type { Queryable } from '../../lib/platform/db';
 import { cacheVariant, DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items/popular-items';
-import { redis } from '../../lib/platform/redis';
+import { redis } from '../../lib/platform/redis/client';
 import { useTestDatabase } from '../support/database';
 import { testRedis } from '../support/redis-nodes';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';

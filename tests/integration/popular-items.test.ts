@@ -3,7 +3,7 @@ import { addDays } from '../../lib/platform/business-time';
 import { cacheKeys, evictGroup } from '../../lib/platform/cache';
 import { rankPopularItems, refreshPopularItems } from '../../lib/popular-items/popular-items';
 import { rankFromOrders, rankFromRollup } from '../../lib/popular-items/ranking';
-import { redis } from '../../lib/platform/redis';
+import { redis } from '../../lib/platform/redis/client';
 import { useTestDatabase } from '../support/database';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 

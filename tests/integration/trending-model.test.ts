@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import type * as CacheModule from '../../lib/platform/cache';
 import { evictGroup, InstanceTier } from '../../lib/platform/cache';
-import type * as RedisModule from '../../lib/platform/redis';
-import { redis } from '../../lib/platform/redis';
+import type * as RedisModule from '../../lib/platform/redis/client';
+import { redis } from '../../lib/platform/redis/client';
 import { popularItemsJson } from '../../lib/popular-items/popular-items';
 import { countPaidOrder } from '../../lib/trending/counts';
 import { minuteOf, trendingKeys } from '../../lib/trending/keys';
@@ -125,7 +125,7 @@ it('never answers popular items from before an eviction once δ has passed on th
   // eviction cannot drop this process's memory in passing.
   let other!: { cache: typeof CacheModule; redis: typeof RedisModule };
   jest.isolateModules(() => {
-    other = { cache: require('../../lib/platform/cache') as typeof CacheModule, redis: require('../../lib/platform/redis') as typeof RedisModule };
+    other = { cache: require('../../lib/platform/cache') as typeof CacheModule, redis: require('../../lib/platform/redis/client') as typeof RedisModule };
   });
   await fc.assert(
     fc.asyncProperty(

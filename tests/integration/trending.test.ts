@@ -1,5 +1,5 @@
 import { handler as getTrending } from '../../functions/trending-items';
-import { redis } from '../../lib/platform/redis';
+import { redis } from '../../lib/platform/redis/client';
 import { countPaidOrder } from '../../lib/trending/counts';
 import { minuteOf, trendingKeys } from '../../lib/trending/keys';
 import { trendingItems, type TrendingDeps, type TrendingItems } from '../../lib/trending/trending';

@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { migrate } from '../../db/migrate';
 import { db, type Database } from '../../lib/platform/db';
-import { closeRedis } from '../../lib/platform/redis';
+import { closeRedis } from '../../lib/platform/redis/client';
 
 /**
  * Gives the calling test file its own migrated database (named by

@@ -1,6 +1,6 @@
 import Redis, { Cluster } from 'ioredis';
 import { logger } from '../logger';
-import type { RedisClient } from '../redis';
+import type { RedisClient } from '../redis/client';
 
 /**
  * Where a queued waiter sleeps until the lock is handed to it: a BLPOP on its

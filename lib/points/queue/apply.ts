@@ -6,7 +6,7 @@ import { AppError, InternalError } from '../../platform/errors';
 import { raiseFence, withLock, type LockOptions } from '../../platform/lock';
 import { logger } from '../../platform/logger';
 import { metric } from '../../platform/metrics';
-import { redis, type RedisClient } from '../../platform/redis';
+import { redis, type RedisClient } from '../../platform/redis/client';
 import { pointLockKey } from '../keys';
 import { MAX_BALANCE } from '../points';
 import { APPLY_RUN } from './apply-sql';

@@ -1,6 +1,6 @@
 import { db, type Database } from '../../platform/db';
 import { NotFoundError } from '../../platform/errors';
-import { redis, type RedisClient } from '../../platform/redis';
+import { redis, type RedisClient } from '../../platform/redis/client';
 import { acceptedMarkerKey } from './keys';
 
 /**

@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ReplyError, type Command } from 'ioredis';
+import { config } from '../config';
+import { currentDeadline, withDeadline } from '../deadline';
+import { isRedisUnavailable as isUnavailable } from '../dependency-errors';
+
+/** What ioredis sends itself while a connection is being set up (before `ready`). */
+const HANDSHAKE = new Set(['auth', 'hello', 'select', 'info', 'client', 'readonly', 'cluster']);
+
+const isDeadlineScript = (command: Command): boolean =>
+  (command.name === 'evalsha' && deadlineShas.has(String(command.args[0]))) ||
+  (command.name === 'eval' && deadlineShas.has(sha1(String(command.args[0]))));
+
+/** The parts of an ioredis client (standalone or cluster) the guard needs. */
+export interface Guarded {
+  readonly status: string;
+  readonly commandTimeoutMs: number;
+  /** Commands waiting for the connection to be ready. */
+  readyWaiters: Set<() => void>;
+  connectNow(): void;
+}
+
+/**
+ * Sends `command` under its timer: min(request time left, command timeout),
+ * computed now, so that for a deadline script it ends no earlier than the
+ * cutoff runScript put in its ARGV plus the skew margin.
+ *
+ * Built on the command's own promise and ioredis' own per-command timer
+ * (Command.setTimeout, cleared when the command settles) rather than a
+ * promise and a timer of our own: the hot path stays one EVALSHA with next to
+ * no added work.
+ */
+export function guardedSend(owner: Guarded, command: Command, send: () => unknown, passThrough: boolean): unknown {
+  // A command handed back in (a cluster re-routing it) is guarded already:
+  // a second wrapper would see the first one's errors, not ioredis' own.
+  if (guarded.has(command)) return send();
+  guarded.add(command);
+  const status = owner.status;
+  // ioredis' own commands while it sets a connection up (the ready check,
+  // AUTH) run in the async context of whichever request's command opened or
+  // lost the connection, and that request's deadline may be long past: under
+  // it a ready check after an outage would get 1 ms, fail, and make the
+  // client reconnect again, forever. They get the command timeout.
+  const setup = status !== 'ready' && HANDSHAKE.has(command.name);
+  const timeoutMs = setup ? owner.commandTimeoutMs : Math.max(1, Math.floor(Math.min(owner.commandTimeoutMs, currentDeadline().remainingMs())));
+  const startedAt = performance.now();
+  const holdFailures = isDeadlineScript(command);
+  const settle = command.reject;
+  let sent = false;
+  let held: Error | undefined;
+  let waiter: (() => void) | undefined;
+  const timedOut = () => {
+    if (waiter) owner.readyWaiters.delete(waiter);
+    waiter = undefined;
+    sent = true; // never sent later: write() sees it
+    const failure = held ?? new CommandTimeoutError(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`);
+    // Timers run before I/O in Node's event loop: after a stall (GC, a busy
+    // core) a reply may already wait in the socket when the timer fires.
+    // Giving the poll phase its turn first lets that reply win, so a 503 is
+    // never sent for a script whose reply was there.
+    if (holdFailures) setImmediate(() => settle.call(command, failure));
+    else settle.call(command, failure);
+  };
+  command.reject = (error: Error) => {
+    // Our timer: the request stops waiting now. A cluster may hand it back
+    // wrapped ("Too many Cluster redirections. Last error: ... Command timed out").
+    if (typeof error?.message === 'string' && error.message.includes(TIMER_MESSAGE) && !(error instanceof ReplyError)) return timedOut();
+    // A lost connection after the write: a deadline script may still run, so
+    // its failure waits for the timer, that is for its cutoff to have passed.
+    // An error reply means Redis answered: the outcome is known, say so now.
+    if (holdFailures && sent && !(error instanceof ReplyError)) {
+      if (held === undefined) {
+        held = error;
+        // ioredis' timer rejects through whatever reject is current when it
+        // fires, which a cluster may have swallowed into a retry: settle at
+        // the timer's time on our own, failure path only.
+        setTimeout(timedOut, Math.max(0, timeoutMs - (performance.now() - startedAt))).unref();
+      }
+      return;
+    }
+    return settle.call(command, error);
+  };
+  command.setTimeout(timeoutMs);
+  const write = () => {
+    if (sent) return; // the timer fired while the connection was away: never sent
+    sent = true;
+    waiter = undefined;
+    try {
+      send();
+    } catch (error) {
+      settle.call(command, error as Error);
+    }
+  };
+  if (passThrough || status === 'ready' || status === 'end' || (status === 'connect' && HANDSHAKE.has(command.name))) {
+    write();
+  } else {
+    owner.connectNow();
+    waiter = write;
+    owner.readyWaiters.add(write);
+  }
+  return command.promise;
+}
+
+/** Commands already under a guard (see guardedSend). */
+const guarded = new WeakSet<Command>();
+
+/**
+ * The guard gave up on a command: it was never sent, or it is a deadline
+ * script whose cutoff has passed, so it did nothing and never will.
+ */
+export class CommandTimeoutError extends Error {
+  override name = 'CommandTimeoutError';
+}
+
+/** What ioredis' per-command timer rejects with. */
+const TIMER_MESSAGE = 'Command timed out';
+
+export function wakeReadyWaiters(owner: Guarded): void {
+  const waiting = [...owner.readyWaiters];
+  owner.readyWaiters.clear();
+  for (const write of waiting) write();
+}
+
+export const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+/** SHA-1s of the deadline scripts: their failures are held until their cutoff has passed. */
+export const deadlineShas = new Set<string>();
+
+/**
+ * The first call's outcome is unknown (see LuaScript.idempotent): call again,
+ * with a fresh cutoff each time, until one answers, within
+ * REDIS_RESOLVE_BUDGET_MS and the request's deadline. A primary that died
+ * with the call in flight is replaced within a failover (2 to 3 s here), so
+ * one retry right away is not enough. Extra round trips on this path only.
+ * Past the budget the last error stands: the one case where a 503 may hide
+ * a like that stands.
+ */
+export async function resolveUnknown<T>(call: () => Promise<T>, first: unknown): Promise<T> {
+  const budget = currentDeadline().within(config().redis.resolveBudgetMs);
+  let last = first;
+  for (let attempt = 0; budget.remainingMs() >= MIN_RETRY_MS; attempt++) {
+    try {
+      return await withDeadline(budget, call);
+    } catch (error) {
+      // A reply (not a transient one) decides; anything else leaves it unknown.
+      if (!isUnavailable(error)) throw error;
+      last = error;
+    }
+    await sleep(Math.min(50 * 2 ** attempt, 400, budget.remainingMs()));
+  }
+  throw last;
+}
+
+/** Less time than this left, a retry could only time out. */
+const MIN_RETRY_MS = 50;
+
+/** Unavailable, but not because the guard gave up (which proves nothing ran). */
+export function outcomeUnknown(error: unknown): boolean {
+  return isUnavailable(error) && !(error instanceof CommandTimeoutError);
+}
+

@@ -1,0 +1,94 @@
+import { config } from '../config';
+import { currentDeadline } from '../deadline';
+import { redis, type RedisClient } from './client';
+import { deadlineShas, outcomeUnknown, resolveUnknown, sha1 } from './guard';
+
+/** A Lua script from lua/. Its KEYS count is fixed so ioredis can prefix them. */
+export interface LuaScript {
+  readonly name: string;
+  readonly numberOfKeys: number;
+  readonly source: string;
+  readonly sha1: string;
+  /**
+   * A script that writes takes the request's cutoff as ARGV[1] (runScript
+   * puts it there) and must refuse, before any write, once Redis TIME is past
+   * it, with an error reply starting `EXPIRED`: a command that reaches Redis
+   * after its client gave up (Redis paused, a re-sent command after a
+   * reconnect) then does nothing. Its first lines are always:
+   *
+   *   local now = redis.call('TIME')
+   *   if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
+   *     return redis.error_reply('EXPIRED the request gave up before this ran')
+   *   end
+   */
+  readonly deadline: boolean;
+  /**
+   * Running it twice leaves what running it once does (a like, an unlike):
+   * when a call's outcome is unknown (the connection was lost after the
+   * write, or an EXPIRED came back for a re-send of a call that may have
+   * run), runScript calls it once more with a fresh cutoff, within the
+   * request's deadline, so that a 503 still means nothing happened.
+   */
+  readonly idempotent: boolean;
+}
+
+export function luaScript(
+  name: string,
+  numberOfKeys: number,
+  source: string,
+  options: { deadline?: boolean; idempotent?: boolean } = {},
+): LuaScript {
+  const deadline = options.deadline ?? false;
+  const idempotent = options.idempotent ?? false;
+  if (idempotent && !deadline) throw new Error(`${name}: only a deadline script can be retried safely`);
+  if (deadline && !/redis\.call\('TIME'\)[\s\S]*EXPIRED/.test(source)) {
+    throw new Error(`${name}: a deadline script must check Redis TIME against ARGV[1] and reply EXPIRED`);
+  }
+  const digest = sha1(source);
+  if (deadline) deadlineShas.add(digest);
+  return { name, numberOfKeys, source, sha1: digest, deadline, idempotent };
+}
+
+type ScriptRunner = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+const defined = new WeakMap<RedisClient, Set<string>>();
+
+/**
+ * Runs a script in one round trip: EVALSHA, falling back to EVAL (which also
+ * caches it server-side) only when Redis answers NOSCRIPT, e.g. after a
+ * failover or on the first call to a fresh node.
+ */
+export async function runScript<T>(
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+  client: RedisClient = redis(),
+): Promise<T> {
+  if (keys.length !== script.numberOfKeys) {
+    throw new Error(`${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`);
+  }
+  let names = defined.get(client);
+  if (!names) defined.set(client, (names = new Set()));
+  if (!names.has(script.name)) {
+    client.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.source });
+    names.add(script.name);
+  }
+  const run = (client as unknown as Record<string, ScriptRunner>)[script.name]!;
+  const call = () => run.call(client, ...keys, ...(script.deadline ? [commandCutoffMs(), ...args] : args)) as Promise<T>;
+  if (!script.idempotent) return call();
+  try {
+    return await call();
+  } catch (error) {
+    if (!outcomeUnknown(error)) throw error;
+    return resolveUnknown(call, error);
+  }
+}
+
+/**
+ * The cutoff a deadline script gets: the request's, or sooner when the
+ * command's own timeout ends first. guardedSend computes the command's timer
+ * the same way a moment later, so the timer never ends before this cutoff
+ * plus the skew margin.
+ */
+function commandCutoffMs(): number {
+  return currentDeadline().within(config().redis.commandTimeoutMs).serverCutoffMs();
+}
