@@ -42,7 +42,7 @@ import { isRedisUnavailable } from './dependency-errors';
  * within δ of it, and Redis gets at most one GET per instance and entry per
  * δ. An entry that cannot be revalidated (Redis away) is not answered: the
  * caller loads from the source, as without the tier
- * (docs/decisions/012-instance-tier-generations.md).
+ * (docs/decisions/013-instance-tier-generations.md).
  *
  * Redis failing never fails the caller: the value is loaded from its source
  * instead (logged as degraded), and within the request's deadline: Redis gets
