@@ -6,7 +6,7 @@
 --   "<wait until ms>:<lease until ms>:<handover lease ms>" (Redis TIME).
 --   All of them, and each waiter's mailbox KEYS[1]..':w:'..token, share one
 --   hash tag (one cluster slot).
--- ARGV[1]: the request's cutoff, epoch ms (see LuaScript.deadline in lib/platform/redis.ts)
+-- ARGV[1]: the request's cutoff, epoch ms (see LuaScript.deadline in lib/platform/redis/scripts.ts)
 -- ARGV[2]: lease ms; ARGV[3]: how long the counter is kept, ms;
 -- ARGV[4]: the caller's random token;
 -- ARGV[5]: ms the caller still waits; 0: do not queue (spin, fail-fast);

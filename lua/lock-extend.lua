@@ -2,7 +2,7 @@
 -- take back a lock someone else holds now. A deadline script: a renewal that
 -- reaches Redis after its request gave up must not keep the lock alive.
 -- KEYS[1]: the lock
--- ARGV[1]: the request's cutoff, epoch ms (see LuaScript.deadline in lib/platform/redis.ts)
+-- ARGV[1]: the request's cutoff, epoch ms (see LuaScript.deadline in lib/platform/redis/scripts.ts)
 -- ARGV[2]: the holder's lock value ("<token>:<fence>"); ARGV[3]: the new lease in ms
 -- Reply: 1 when renewed, 0 when the lock is no longer this holder's.
 local now = redis.call('TIME')

@@ -8,29 +8,14 @@ import { guardedSend, wakeReadyWaiters, type Guarded } from './guard';
 
 /**
  * The one Redis client of a Lambda instance, created on first use and reused
- * by every invocation the instance serves.
+ * by every invocation the instance serves. Every command obeys the request's
+ * deadline (lib/platform/deadline) and none may run after its request gave
+ * up: docs/decisions/001-deadline-scripts.md and
+ * docs/decisions/002-redis-command-guard.md.
  *
- * Every command obeys the request's deadline (lib/platform/deadline): the
- * client stops waiting for it after min(time the request has left,
- * REDIS_COMMAND_TIMEOUT_MS), and the request answers 503. What that must not
- * lead to is a command running after its request gave up, so:
- * - ioredis' offline queue is off and so is its re-sending of unanswered
- *   commands after a reconnect. A command issued while the connection is down
- *   waits here, bounded by its timer, for the connection to be ready, and is
- *   dropped unsent if the timer fires first.
- * - A command already written may still run late (Redis paused, a reply lost
- *   with the connection). Scripts that write are deadline scripts
- *   (LuaScript.deadline): Redis refuses them once its clock is past their
- *   cutoff, and a failure of one whose outcome is unknown (connection lost
- *   after it was written) is reported only once its timer has run out, that
- *   is after cutoff + CLOCK_SKEW_MARGIN_MS; a 503 then means it did nothing.
- *   The other commands are reads or harmless to repeat late.
- * - Nothing answering for a whole command timeout on a connection that looks
- *   open is a dead connection (socketTimeout): the client reconnects.
- * - READONLY (a primary demoted by an ElastiCache failover) and LOADING make
- *   it reconnect, so DNS can lead it to the new primary; both are 503.
- * - Reconnect attempts back off to at most RECONNECT_MAX_DELAY_MS, so the
- *   API serves again well within 2 s of Redis coming back.
+ * The subclasses below patch ioredis internals (sendCommand, the socket
+ * timer): tests/fault/redis-client.test.ts is the gate for any ioredis
+ * upgrade, with the other Redis fault tests.
  */
 
 export type RedisClient = Redis | Cluster;
@@ -76,14 +61,8 @@ export function createClient(): RedisClient {
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
-    // Commands waiting and nothing arriving for a whole command timeout on a
-    // connection that looks open: a node gone without a reset, a black hole.
-    // The socket is destroyed and the client reconnects, instead of waiting
-    // on it until TCP gives up minutes later. Well after the commands' own
-    // timers: a Redis that stalls for seconds (paused, a long script, a
-    // fork) then ends in their timeouts, which prove nothing ran (503 at
-    // once), rather than in a lost connection, whose outcome is unknown and
-    // costs an idempotent script its resolve budget.
+    // A connection that looks open but carries nothing is given up, well
+    // after the commands' own timers (docs/decisions/002-redis-command-guard.md).
     socketTimeout: commandTimeoutMs * SOCKET_TIMEOUT_FACTOR,
     retryStrategy: (attempt) => Math.min(attempt * 100, RECONNECT_MAX_DELAY_MS),
     reconnectOnError: (error) => (redisReplyCode(error.message) === 'READONLY' || redisReplyCode(error.message) === 'LOADING' ? 1 : false),
@@ -127,13 +106,7 @@ function createCluster(url: string, redisOptions: RedisOptions, commandTimeoutMs
   return new DeadlineCluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], options, commandTimeoutMs);
 }
 
-/**
- * ioredis 5.9 arms socketTimeout's timer when it writes and clears it only
- * on data: a connection lost with a command in flight leaves the timer
- * running, and it then destroys the next connection, a second after the
- * lost write, taking a retried command down with it. The timer belongs to
- * the connection that closed.
- */
+/** The socket timer belongs to the connection that closed (docs/decisions/007-cluster-client-fixes.md). */
 function forgetSocketTimerOnClose(client: Redis): void {
   client.on('close', () => {
     const owner = client as unknown as { socketTimeoutTimer?: NodeJS.Timeout };
@@ -162,10 +135,9 @@ class DeadlineRedis extends Redis implements Guarded {
 }
 
 /**
- * The cluster client gets the same timer and the same wait for `ready`. Its
- * nodes are plain ioredis clients that may re-send a command after a
- * redirection or a reconnect; with deadline scripts for every write that
- * matters, a late re-send refuses or is harmless.
+ * The cluster client gets the same timer and the same wait for `ready`; a
+ * late re-send by one of its nodes refuses or is harmless
+ * (docs/decisions/007-cluster-client-fixes.md).
  */
 class DeadlineCluster extends Cluster implements Guarded {
   readyWaiters = new Set<() => void>();

@@ -5,6 +5,12 @@ import { config } from '../config';
 import { currentDeadline, withDeadline } from '../deadline';
 import { isRedisUnavailable as isUnavailable } from '../dependency-errors';
 
+/**
+ * The guard every command of the client passes through (a timer from the
+ * request's deadline, a wait for `ready`, held failures of deadline scripts),
+ * and the retry of an idempotent script whose outcome is unknown.
+ */
+
 /** What ioredis sends itself while a connection is being set up (before `ready`). */
 const HANDSHAKE = new Set(['auth', 'hello', 'select', 'info', 'client', 'readonly', 'cluster']);
 
@@ -25,11 +31,7 @@ export interface Guarded {
  * Sends `command` under its timer: min(request time left, command timeout),
  * computed now, so that for a deadline script it ends no earlier than the
  * cutoff runScript put in its ARGV plus the skew margin.
- *
- * Built on the command's own promise and ioredis' own per-command timer
- * (Command.setTimeout, cleared when the command settles) rather than a
- * promise and a timer of our own: the hot path stays one EVALSHA with next to
- * no added work.
+ * Built on ioredis' own per-command timer: docs/decisions/002-redis-command-guard.md.
  */
 export function guardedSend(owner: Guarded, command: Command, send: () => unknown, passThrough: boolean): unknown {
   // A command handed back in (a cluster re-routing it) is guarded already:
@@ -55,16 +57,12 @@ export function guardedSend(owner: Guarded, command: Command, send: () => unknow
     waiter = undefined;
     sent = true; // never sent later: write() sees it
     const failure = held ?? new CommandTimeoutError(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`);
-    // Timers run before I/O in Node's event loop: after a stall (GC, a busy
-    // core) a reply may already wait in the socket when the timer fires.
-    // Giving the poll phase its turn first lets that reply win, so a 503 is
-    // never sent for a script whose reply was there.
+    // Let a reply already in the socket win (docs/decisions/002-redis-command-guard.md).
     if (holdFailures) setImmediate(() => settle.call(command, failure));
     else settle.call(command, failure);
   };
   command.reject = (error: Error) => {
-    // Our timer: the request stops waiting now. A cluster may hand it back
-    // wrapped ("Too many Cluster redirections. Last error: ... Command timed out").
+    // Our timer, possibly wrapped by a cluster redirection (docs/decisions/007-cluster-client-fixes.md).
     if (typeof error?.message === 'string' && error.message.includes(TIMER_MESSAGE) && !(error instanceof ReplyError)) return timedOut();
     // A lost connection after the write: a deadline script may still run, so
     // its failure waits for the timer, that is for its cutoff to have passed.
@@ -72,9 +70,8 @@ export function guardedSend(owner: Guarded, command: Command, send: () => unknow
     if (holdFailures && sent && !(error instanceof ReplyError)) {
       if (held === undefined) {
         held = error;
-        // ioredis' timer rejects through whatever reject is current when it
-        // fires, which a cluster may have swallowed into a retry: settle at
-        // the timer's time on our own, failure path only.
+        // Settle at the timer's time on our own: a cluster may swallow ioredis'
+        // timer into a retry (docs/decisions/007-cluster-client-fixes.md).
         setTimeout(timedOut, Math.max(0, timeoutMs - (performance.now() - startedAt))).unref();
       }
       return;
@@ -129,11 +126,8 @@ export const deadlineShas = new Set<string>();
 /**
  * The first call's outcome is unknown (see LuaScript.idempotent): call again,
  * with a fresh cutoff each time, until one answers, within
- * REDIS_RESOLVE_BUDGET_MS and the request's deadline. A primary that died
- * with the call in flight is replaced within a failover (2 to 3 s here), so
- * one retry right away is not enough. Extra round trips on this path only.
- * Past the budget the last error stands: the one case where a 503 may hide
- * a like that stands.
+ * REDIS_RESOLVE_BUDGET_MS and the request's deadline; extra round trips on
+ * this path only (docs/decisions/006-lost-reply-resolution.md).
  */
 export async function resolveUnknown<T>(call: () => Promise<T>, first: unknown): Promise<T> {
   const budget = currentDeadline().within(config().redis.resolveBudgetMs);

@@ -3,6 +3,8 @@ import { currentDeadline } from '../deadline';
 import { redis, type RedisClient } from './client';
 import { deadlineShas, outcomeUnknown, resolveUnknown, sha1 } from './guard';
 
+/** The Lua script registry and runScript, the one way the features run a script. */
+
 /** A Lua script from lua/. Its KEYS count is fixed so ioredis can prefix them. */
 export interface LuaScript {
   readonly name: string;
@@ -11,10 +13,9 @@ export interface LuaScript {
   readonly sha1: string;
   /**
    * A script that writes takes the request's cutoff as ARGV[1] (runScript
-   * puts it there) and must refuse, before any write, once Redis TIME is past
-   * it, with an error reply starting `EXPIRED`: a command that reaches Redis
-   * after its client gave up (Redis paused, a re-sent command after a
-   * reconnect) then does nothing. Its first lines are always:
+   * puts it there) and refuses, before any write, once Redis TIME is past it,
+   * with an error reply starting `EXPIRED` (docs/decisions/001-deadline-scripts.md).
+   * Its first lines are always:
    *
    *   local now = redis.call('TIME')
    *   if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
@@ -24,10 +25,8 @@ export interface LuaScript {
   readonly deadline: boolean;
   /**
    * Running it twice leaves what running it once does (a like, an unlike):
-   * when a call's outcome is unknown (the connection was lost after the
-   * write, or an EXPIRED came back for a re-send of a call that may have
-   * run), runScript calls it once more with a fresh cutoff, within the
-   * request's deadline, so that a 503 still means nothing happened.
+   * when a call's outcome is unknown, runScript calls it again within the
+   * request's deadline (docs/decisions/006-lost-reply-resolution.md).
    */
   readonly idempotent: boolean;
 }
