@@ -13,10 +13,9 @@ const positiveInteger = z.coerce.number().check(z.int(), z.positive());
 const positiveInt = (fallback: number) => z._default(positiveInteger, fallback);
 
 /**
- * A zone's first DateTimeFormat loads ICU's time zone data, about 13 ms of
- * every cold start, also of functions that never use the zone; the list of
- * canonical zones costs about 2 ms. A name not on it (UTC, Etc/GMT+5, some
- * aliases) still gets the real test, so the same names pass as before.
+ * Intl's list of canonical zones first, which is far cheaper at cold start
+ * than a DateTimeFormat (docs/decisions/008-time-zone-check-at-cold-start.md);
+ * a name not on it (UTC, Etc/GMT+5, some aliases) still gets the real test.
  */
 let canonicalZones: Set<string> | undefined;
 function isTimeZone(zone: string): boolean {
@@ -54,26 +53,24 @@ const schema = z.object({
   /**
    * The name of an SSM SecureString holding the Redis AUTH token, read at
    * cold start (lib/platform/secrets). The token itself never goes in the
-   * environment: a password in REDIS_URL is refused outside the offline stages.
+   * environment: a password in REDIS_URL is refused outside the offline
+   * stages (docs/decisions/009-local-shortcuts-off-aws.md).
    */
   REDIS_AUTH_PARAMETER: z.optional(text),
   REDIS_CONNECT_TIMEOUT_MS: positiveInt(1000),
   REDIS_COMMAND_TIMEOUT_MS: positiveInt(1000),
   /**
    * How long an idempotent script whose outcome is unknown (a like in flight
-   * when its primary died) is retried before its 503 (lib/platform/redis
-   * resolveUnknown). Default: 2000 on a cluster, about a failover of its own
-   * (the replica takes over in 2-3 s), so the answer is the truth; 500
-   * standalone, enough to reconnect after a dropped connection, while a
-   * standalone primary that died is replaced by DNS far more slowly than
-   * any request can wait.
+   * when its primary died) is retried before its 503 (lib/platform/redis/guard
+   * resolveUnknown). Default: 2000 on a cluster, about a failover; 500
+   * standalone (docs/decisions/006-lost-reply-resolution.md).
    */
   REDIS_RESOLVE_BUDGET_MS: z.optional(z.coerce.number().check(z.int(), z.positive())),
 
   DB_RESOURCE_ARN: text,
   DB_SECRET_ARN: text,
   DB_NAME: text,
-  /** Only for the local stack and tests: the local Data API endpoint. */
+  /** Only for the local stack and tests: the local Data API endpoint (docs/decisions/009-local-shortcuts-off-aws.md). */
   DATA_API_ENDPOINT: z.optional(z.url()),
   /**
    * Total time spent retrying DatabaseResumingException (Aurora Serverless v2
@@ -84,7 +81,7 @@ const schema = z.object({
   /**
    * The longest any one Data API call may take before the client gives up
    * on it (503). Also how long a balance statement may wait for a row lock:
-   * API.md wants a 503 within about 2 s when the database does not answer.
+   * docs/api.md wants a 503 within about 2 s when the database does not answer.
    */
   DB_CALL_TIMEOUT_MS: positiveInt(1200),
   /**
@@ -102,8 +99,8 @@ const schema = z.object({
   JWT_ISSUER: text,
   JWT_AUDIENCE: text,
   /**
-   * The verified claim that carries the caller's user id (API.md "Who is
-   * calling"). Cognito's `sub` is a UUID: name a custom claim such as
+   * The verified claim that carries the caller's user id (docs/api.md "Authentication").
+   * Cognito's `sub` is a UUID: name a custom claim such as
    * `custom:user_id` instead.
    */
   USER_ID_CLAIM: z._default(text, 'sub'),
@@ -121,10 +118,9 @@ const schema = z.object({
    */
   DEADLINE_SAFETY_MARGIN_MS: positiveInt(1000),
   /**
-   * How far Redis' or the database's clock may be behind ours. A server
-   * refuses to act for a request this long before the request's deadline;
-   * Lambda, ElastiCache and Aurora all keep time with the Amazon Time Sync
-   * Service (well under a millisecond apart), so 100 ms is generous.
+   * How far Redis' or the database's clock may be behind ours: a server
+   * refuses to act for a request this long before the request's deadline
+   * (docs/decisions/001-deadline-scripts.md).
    */
   CLOCK_SKEW_MARGIN_MS: positiveInt(100),
   /** The deadline of work outside a Lambda request (CLIs, tests calling services directly). */
@@ -132,28 +128,26 @@ const schema = z.object({
 
   /**
    * Points (lib/points/points, lib/platform/lock): a holder's lease on the user's lock,
-   * renewed while it works (every third); short, so a holder that died frees the lock soon.
+   * renewed while it works (every third); short, so a holder that died frees the lock soon
+   * (docs/decisions/004-fencing-tokens-and-leases.md).
    */
   POINT_LOCK_LEASE_MS: positiveInt(2000),
   /** How a request waits for the user's lock: 'notify' (queued, handed over), 'spin' (polling), 'fail-fast'. */
   POINT_LOCK_STRATEGY: z._default(z.enum(['notify', 'spin', 'fail-fast']), 'notify'),
   /**
    * The per-user cap on point requests waiting for the lock ('notify'): one
-   * more is refused 409 LOCK_TIMEOUT by its acquire call alone. 256 is past
-   * what the wait budget can serve (8 s at 20-40 ms a holder), so a normal
-   * burst never meets it; a client flooding one user does. 0: no cap.
+   * more is refused 409 LOCK_TIMEOUT by its acquire call alone; past what the
+   * wait budget can serve (docs/decisions/005-lock-wait-budget-and-cap.md). 0: no cap.
    */
   POINT_LOCK_MAX_WAITERS: z._default(z.coerce.number().check(z.int(), z.minimum(0)), 256),
   /**
-   * How long a request waits for the user's lock before 409 LOCK_TIMEOUT.
-   * Room for a burst of ~200 requests of one user served one at a time at
-   * 20-40 ms each (one Data API call), leaving the statement 7 s of the
-   * function's 15 s timeout, and well under API Gateway's 30 s.
+   * How long a request waits for the user's lock before 409 LOCK_TIMEOUT
+   * (docs/decisions/005-lock-wait-budget-and-cap.md).
    */
   POINT_LOCK_WAIT_BUDGET_MS: positiveInt(8000),
   /** Longest life of the "still running" marker of an Idempotency-Key (never beyond the Lambda's). */
   IDEMPOTENCY_MARKER_TTL_MS: positiveInt(15000),
-  /** Stored Idempotency-Key replies older than this are purged daily; API.md promises at least one day. */
+  /** Stored Idempotency-Key replies older than this are purged daily; docs/api.md promises at least one day. */
   IDEMPOTENCY_RETENTION_DAYS: positiveInt(7),
 
   /** Cache-aside (lib/platform/cache): how long one filler may hold a value's lock. */
@@ -168,7 +162,7 @@ const schema = z.object({
    * The instance tier (lib/platform/cache InstanceTier): how long an entry is
    * answered from memory after it last checked its group's generation in
    * Redis (δ). An eviction is seen everywhere within δ; with the command
-   * timeout it must stay under API.md's 2 s.
+   * timeout it must stay under docs/api.md's 2 s.
    */
   CACHE_INSTANCE_FRESH_MS: positiveInt(900),
   /** Bounds of each instance tier's memory: entries, and bytes (UTF-16, as V8 may hold them). */
@@ -216,7 +210,7 @@ export interface Config {
   /**
    * True only for stage `local` outside real Lambda: the functions then check
    * the token's claims themselves (no signature), because no API Gateway
-   * authorizer stands in front of them.
+   * authorizer stands in front of them (docs/decisions/009-local-shortcuts-off-aws.md).
    */
   localAuth: boolean;
   redis: {
@@ -277,12 +271,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   // Real Lambda sets AWS_LAMBDA_FUNCTION_NAME; serverless-offline sets it too,
-  // but also IS_OFFLINE. Unsigned local tokens must never be accepted by a
-  // function running in AWS, whatever the stage is called there.
+  // but also IS_OFFLINE (docs/decisions/009-local-shortcuts-off-aws.md).
   const inRealLambda = e.AWS_LAMBDA_FUNCTION_NAME !== undefined && !e.IS_OFFLINE;
   if (e.FUNCTION_TIMEOUT_S !== undefined) {
     // A request that waits the whole lock budget must still have time for its
-    // statement and that statement's resolution, and answer before the platform kills it.
+    // statement and that statement's resolution, and answer before the platform
+    // kills it (docs/decisions/005-lock-wait-budget-and-cap.md).
     const needed =
       e.POINT_LOCK_WAIT_BUDGET_MS + e.DB_CALL_TIMEOUT_MS + e.DB_RESOLVE_BUDGET_MS + e.DEADLINE_SAFETY_MARGIN_MS + e.CLOCK_SKEW_MARGIN_MS;
     if (e.FUNCTION_TIMEOUT_S * 1000 <= needed) {
@@ -291,16 +285,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       );
     }
   }
-  // API.md: an eviction is seen by every instance within 2 s of the job's end.
+  // docs/api.md: an eviction is seen by every instance within 2 s of the job's end.
   if (e.CACHE_INSTANCE_FRESH_MS + e.REDIS_COMMAND_TIMEOUT_MS >= 2000) {
     throw new ConfigError(
-      `invalid environment: CACHE_INSTANCE_FRESH_MS + REDIS_COMMAND_TIMEOUT_MS (${e.CACHE_INSTANCE_FRESH_MS + e.REDIS_COMMAND_TIMEOUT_MS} ms) must be under 2000 ms, the bound API.md sets for an eviction to reach every instance`,
+      `invalid environment: CACHE_INSTANCE_FRESH_MS + REDIS_COMMAND_TIMEOUT_MS (${e.CACHE_INSTANCE_FRESH_MS + e.REDIS_COMMAND_TIMEOUT_MS} ms) must be under 2000 ms, the bound docs/api.md sets for an eviction to reach every instance`,
     );
   }
-  // The local endpoint would receive every signed Data API call, credentials
-  // and SQL included: one stray param must fail the cold start, not redirect
-  // a deployed stage's database traffic. Tests and the bench call services
-  // in-process under their own stage names, never inside Lambda.
+  // One stray param must fail the cold start, not redirect a deployed stage's
+  // database traffic (docs/decisions/009-local-shortcuts-off-aws.md).
   if (e.DATA_API_ENDPOINT !== undefined && (inRealLambda || !OFFLINE_STAGES.has(e.STAGE))) {
     throw new ConfigError(
       `invalid environment: DATA_API_ENDPOINT: is only allowed on stage local (or ${[...OFFLINE_STAGES].filter((s) => s !== 'local').join(', ')} outside Lambda), not on stage ${e.STAGE}${inRealLambda ? ' in AWS Lambda' : ''}`,
@@ -310,7 +302,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (e.KINESIS_ENDPOINT !== undefined && (inRealLambda || !OFFLINE_STAGES.has(e.STAGE))) {
     throw new ConfigError(`invalid environment: KINESIS_ENDPOINT: is only allowed on the offline stages outside Lambda, not on stage ${e.STAGE}${inRealLambda ? ' in AWS Lambda' : ''}`);
   }
-  // A password in the URL would sit in plain text in the function's configuration.
+  // A password in the URL would sit in plain text in the function's
+  // configuration (docs/decisions/009-local-shortcuts-off-aws.md).
   if (!OFFLINE_STAGES.has(e.STAGE) && new URL(e.REDIS_URL).password !== '') {
     throw new ConfigError('invalid environment: REDIS_URL: must not carry a password outside the offline stages; name an SSM SecureString in REDIS_AUTH_PARAMETER');
   }
@@ -318,8 +311,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     stage: e.STAGE,
     region: e.AWS_REGION,
     offline: e.IS_OFFLINE,
-    // And only with the local issuer: a process that merely calls itself
-    // `local` but trusts a real identity provider still gets no shortcut.
+    // And only with the local issuer (docs/decisions/009-local-shortcuts-off-aws.md).
     localAuth: e.STAGE === 'local' && !inRealLambda && e.JWT_ISSUER === LOCAL_ISSUER,
     redis: {
       url: e.REDIS_URL,
