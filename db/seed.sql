@@ -46,7 +46,7 @@ INSERT INTO order_items (order_id, item_id, quantity, unit_price)
 SELECT paid.id, priced.item_id, priced.quantity, priced.price
 FROM paid JOIN priced ON priced.paid_at = paid.created_at;
 
--- Likes already synced to PostgreSQL (API.md, "Durable likes"): the first
+-- Likes already synced to PostgreSQL (docs/api.md, "Durable likes"): the first
 -- request for a post rebuilds its count from here. Only where the table exists.
 DO $$
 BEGIN

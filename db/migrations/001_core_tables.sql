@@ -2,7 +2,7 @@
 -- Outside tests insert rows directly, so every column they do not name has a
 -- default, and constraints stop at what no valid row can break. IF NOT EXISTS:
 -- a database whose owners created these tables first is adopted, not refused
--- (later migrations add what this service needs beyond API.md).
+-- (later migrations add what this service needs beyond docs/api.md).
 
 CREATE TABLE IF NOT EXISTS users (
   id            bigint PRIMARY KEY CHECK (id BETWEEN 1 AND 9007199254740991),

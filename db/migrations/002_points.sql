@@ -36,7 +36,7 @@ CREATE INDEX point_history_user_id_idx ON point_history (user_id, id);
 -- response_body is json, not jsonb: json keeps the text as written, so a
 -- replay is the first body byte for byte.
 --
--- Keys must be kept at least 24 hours (API.md); nothing here deletes them.
+-- Keys must be kept at least 24 hours (docs/api.md); nothing here deletes them.
 -- Deployments purge old ones on a schedule, e.g. daily:
 --   DELETE FROM idempotency_keys WHERE created_at < now() - interval '7 days'
 -- which idempotency_keys_created_at_idx keeps cheap.

@@ -1,4 +1,4 @@
--- order_items as API.md describes it: plain lines that outside tests insert,
+-- order_items as docs/api.md describes it: plain lines that outside tests insert,
 -- delete and truncate on their own (like orders, users and items). 001 gave
 -- it a foreign key to orders, which makes `TRUNCATE orders` fail, and a
 -- primary key (order_id, item_id), which refuses a test's second line for an

@@ -2,7 +2,7 @@
 -- written behind from Redis by sync-likes; likes_sync_state says, per Redis
 -- bucket stream, which changes are already in post_likes.
 --
--- IF NOT EXISTS: the contract's post_likes (API.md) may exist already, made by
+-- IF NOT EXISTS: the contract's post_likes (docs/api.md) may exist already, made by
 -- its owners; it is adopted as it is.
 CREATE TABLE IF NOT EXISTS post_likes (
   post_id    bigint NOT NULL,

@@ -44,7 +44,7 @@ const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$/;
 
 /**
  * The payload of a compact JWS whose three segments are base64url and whose
- * protected header and payload are JSON objects (API.md, "Who is calling");
+ * protected header and payload are JSON objects (docs/api.md, "Authentication");
  * anything else is a 401. decodeJwt checks the payload only, so the header
  * is decoded and checked too.
  */

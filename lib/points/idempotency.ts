@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError } from 'ioredis';
 import * as z from 'zod/mini';
-import claimSource from '../../lua/idempotency-claim.lua';
-import releaseSource from '../../lua/idempotency-release.lua';
+import claimSource from './lua/idempotency-claim.lua';
+import releaseSource from './lua/idempotency-release.lua';
 import { config } from '../platform/config';
 import { db, type Queryable } from '../platform/db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../platform/errors';
@@ -13,7 +13,7 @@ import { luaScript, runScript } from '../platform/redis/scripts';
 import { idempotencyMarkerKey } from './keys';
 
 /**
- * Idempotency-Key (API.md), scoped to (user, route, key).
+ * Idempotency-Key (docs/api.md), scoped to (user, route, key).
  *
  * The reply to a successful request is stored by the same database statement
  * as its effect (see PRIOR_REPLY and rememberReply), so it exists exactly
@@ -217,7 +217,7 @@ export function replayOf<Body>(prior: PriorReply, idempotency: IdempotencyKey): 
 
 /**
  * Deletes stored replies older than the retention (IDEMPOTENCY_RETENTION_DAYS,
- * at least a day as API.md promises), in batches so that no statement runs
+ * at least a day as docs/api.md promises), in batches so that no statement runs
  * near the Data API's 45 s limit or holds many row locks. Run daily by the
  * purge-idempotency-keys function. Returns how many were deleted.
  */

@@ -21,7 +21,7 @@ import { itemDetails, rankFromTable, type TrendingRow } from './sql';
  * Served from the per-minute counts in Redis (./counts), each ranking kept
  * in the instance's memory for at most δ (CACHE_INSTANCE_FRESH_MS): a 201
  * is counted before it is sent, so it is in every instance's answer within
- * δ plus one read, under API.md's 2 s. A counts' generation would change
+ * δ plus one read, under docs/api.md's 2 s. A counts' generation would change
  * with every order, so entries are not revalidated, only aged out.
  *
  * Exact: a read takes, at most once per CHECK_INTERVAL_MS across every

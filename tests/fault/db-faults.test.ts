@@ -7,7 +7,7 @@ import { callBalance, callCharge, callPay, expectProblem, freshRows, idempotency
 import { useDataApiProxy, useTimedFigures } from './db-harness';
 
 /**
- * The database side of API.md "When a dependency fails", through the real
+ * The database side of docs/api.md "When a dependency fails", through the real
  * handlers and the real Data API client: a row lock held past the deadline,
  * a reply lost after the statement committed, a slow and a silent Data API.
  * A fault proxy (tests/support/fault-proxy) stands between the client and
@@ -103,7 +103,7 @@ async function withMetrics<T>(fn: () => Promise<T>): Promise<{ result: T; metric
   }
 }
 
-/** Busy, not away (API.md: 409 LOCK_TIMEOUT, "busy, retry"): a row held by another session on a database that answers. */
+/** Busy, not away (docs/api.md: 409 LOCK_TIMEOUT, "busy, retry"): a row held by another session on a database that answers. */
 function expectBusy(result: Awaited<ReturnType<typeof callCharge>>): void {
   expectProblem(result, 409, 'LOCK_TIMEOUT');
   expect(result.headers?.['retry-after']).toMatch(/^[1-9][0-9]*$/);

@@ -123,7 +123,7 @@ export async function startHandlerStack(redis: { url: string; cluster: boolean }
   }
 }
 
-/** "503 within about 2 s" (API.md, local defaults) on a loaded 2-core machine. */
+/** "503 within about 2 s" (docs/api.md, local defaults) on a loaded 2-core machine. */
 export const ANSWER_BOUND_MS = 2500;
 
 /**
@@ -142,7 +142,7 @@ export function useFaultStack(): () => FaultStack {
   return () => stack!;
 }
 
-/** The answer API.md asks for when a dependency does not answer. */
+/** The answer docs/api.md asks for when a dependency does not answer. */
 export function isUnavailableProblem(answer: Timed): boolean {
   return (
     answer.status === 503 &&

@@ -18,7 +18,7 @@ import {
  * popular-items reads and health probes are in flight, then thawed. A frozen
  * Redis keeps its connections open and takes every byte sent to it, then runs
  * all of it on SIGCONT: exactly the case where a request the client gave up
- * on could still take effect later (API.md, "When a dependency fails").
+ * on could still take effect later (docs/api.md, "When a dependency fails").
  */
 
 const PAUSE_MS = 3000;

@@ -7,8 +7,8 @@ import type Redis from 'ioredis';
 import type { Command } from 'ioredis';
 import { checkLikes, rebuildAll } from '../../lib/likes/admin';
 import { bucketMetaKey, bucketOf, changesKey, likeScriptKeys, likeSetKey, receivedLikesKey } from '../../lib/likes/keys';
-import likeSource from '../../lua/like.lua';
-import unlikeSource from '../../lua/unlike.lua';
+import likeSource from '../../lib/likes/lua/like.lua';
+import unlikeSource from '../../lib/likes/lua/unlike.lua';
 import { like, likeStatus, receivedLikes, unlike, unloadPost } from '../../lib/likes/likes';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { NotFoundError } from '../../lib/platform/errors';
@@ -18,7 +18,7 @@ import { testRedis } from '../support/redis-nodes';
 import { useLikesWorld, type Post } from './likes-durable-support';
 
 /**
- * Durable likes (API.md "Durable likes") against real Redis and PostgreSQL:
+ * Durable likes (docs/api.md "Durable likes") against real Redis and PostgreSQL:
  * the write-behind to post_likes, exactly once, and the rebuild after Redis
  * loses its data.
  */

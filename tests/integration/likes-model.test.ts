@@ -7,7 +7,7 @@ import { useLikesWorld, type Post } from './likes-durable-support';
 
 /**
  * Random sequences of likes, unlikes, syncs, Redis losing everything and
- * rebuilds on purpose, against a reference model of what API.md promises:
+ * rebuilds on purpose, against a reference model of what docs/api.md promises:
  *   record  = post_likes: what the last sync saw;
  *   live    = what the API answers: the record plus the changes since;
  *   a flush = live falls back to the record (changes since the sync are lost);

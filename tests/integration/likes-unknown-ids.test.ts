@@ -9,7 +9,7 @@ import { masters, scanAll, testRedis } from '../support/redis-nodes';
 import { useLikesWorld } from './likes-durable-support';
 
 /**
- * API.md, "Likes": requests about posts or users that do not exist leave
+ * docs/api.md, "Likes": requests about posts or users that do not exist leave
  * nothing in Redis that lasts, so no caller grows Redis by walking ids; and
  * asking about the same missing id again does not cost a query every time.
  * A user whose "no posts" answer is cached still gets exact counts once they

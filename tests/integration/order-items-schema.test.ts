@@ -1,7 +1,7 @@
 import { useTestDatabase } from '../support/database';
 
 /**
- * The tables behave as API.md's "Data the tests may insert" promises: outside
+ * The tables behave as docs/api.md's "Data tables" promises: outside
  * tests insert, delete and truncate them directly, in any order.
  */
 

@@ -23,7 +23,7 @@ interface Statement {
   Resource: unknown;
 }
 
-// The routes of the HTTP contract (API.md).
+// The routes of the HTTP contract (docs/api.md).
 const contractRoutes = [
   'GET /health',
   'POST /posts/{postId}/likes',

@@ -19,7 +19,7 @@ function token(claims: Record<string, unknown>): string {
 }
 const valid = () => ({ sub: '7', iss: 'http://127.0.0.1/local-issuer', aud: 'local', exp: Math.floor(Date.now() / 1000) + 60 });
 
-/** Tokens with valid claims but a segment that is not what API.md asks for: each is a 401. */
+/** Tokens with valid claims but a segment that is not what docs/api.md asks for: each is a 401. */
 function malformed(): { what: string; token: string }[] {
   const b64 = (text: string) => Buffer.from(text).toString('base64url');
   const header = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
