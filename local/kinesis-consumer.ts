@@ -55,6 +55,8 @@ export async function startLocalStream(options: { port: number; stream: string }
       return kinesis;
     },
     startConsumer(lambdaPort) {
+      // The consumer's cold start (loading its bundle) is paid now, not by the first queued request.
+      void invokeThroughLambdaPort(lambdaPort, { Records: [] }, () => closing).catch(() => undefined);
       poller = startPoller({
         client,
         stream: options.stream,

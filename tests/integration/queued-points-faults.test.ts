@@ -37,7 +37,8 @@ it('Redis paused while the consumer runs: the runs are retried and applied once,
   for (const amount of [1, 2, 3]) ids.push(requestIdOf(await queueCharge(userId, { amount })));
   server!.pause();
   const poller = stream.poller({ maxRetryAttempts: 50 });
-  await sleep(2500); // the consumer meets the paused Redis (its lock) at least once
+  // Resumed once the consumer has met the paused Redis (its lock) and been retried.
+  while (poller.invocations < 2) await sleep(50);
   const retriedWhilePaused = poller.invocations;
   server!.resume();
   const outcomes = await settledAll(userId, ids);
