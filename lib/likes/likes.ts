@@ -1,9 +1,9 @@
 import { ReplyError } from 'ioredis';
-import likeSource from '../../lua/like.lua';
-import likeStatusSource from '../../lua/like-status.lua';
-import receivedSource from '../../lua/likes-received.lua';
-import unloadSource from '../../lua/likes-unload.lua';
-import unlikeSource from '../../lua/unlike.lua';
+import likeSource from './lua/like.lua';
+import likeStatusSource from './lua/like-status.lua';
+import receivedSource from './lua/likes-received.lua';
+import unloadSource from './lua/likes-unload.lua';
+import unlikeSource from './lua/unlike.lua';
 import type { Queryable } from '../platform/db';
 import { currentDeadline, type Deadline } from '../platform/deadline';
 import { DependencyUnavailableError, InternalError, NotFoundError } from '../platform/errors';

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import rebuildAuthorSource from '../../lua/likes-rebuild-author.lua';
-import rebuildChunkSource from '../../lua/likes-rebuild-chunk.lua';
-import rebuildLockSource from '../../lua/likes-rebuild-lock.lua';
-import rebuildPostSource from '../../lua/likes-rebuild-post.lua';
-import rebuildUnlockSource from '../../lua/likes-rebuild-unlock.lua';
+import rebuildAuthorSource from './lua/likes-rebuild-author.lua';
+import rebuildChunkSource from './lua/likes-rebuild-chunk.lua';
+import rebuildLockSource from './lua/likes-rebuild-lock.lua';
+import rebuildPostSource from './lua/likes-rebuild-post.lua';
+import rebuildUnlockSource from './lua/likes-rebuild-unlock.lua';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { logger } from '../platform/logger';

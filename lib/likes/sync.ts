@@ -1,5 +1,5 @@
-import syncReadSource from '../../lua/likes-sync-read.lua';
-import syncTrimSource from '../../lua/likes-sync-trim.lua';
+import syncReadSource from './lua/likes-sync-read.lua';
+import syncTrimSource from './lua/likes-sync-trim.lua';
 import { config } from '../platform/config';
 import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';

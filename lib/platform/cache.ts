@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
-import evictSource from '../../lua/cache-evict.lua';
-import fillSource from '../../lua/cache-fill.lua';
-import getOrLockSource from '../../lua/cache-get-or-lock.lua';
-import readSource from '../../lua/cache-read.lua';
-import releaseSource from '../../lua/lock-release.lua';
+import evictSource from './cache/cache-evict.lua';
+import fillSource from './cache/cache-fill.lua';
+import getOrLockSource from './cache/cache-get-or-lock.lua';
+import readSource from './cache/cache-read.lua';
+import releaseSource from './cache/cache-unlock.lua';
 import { config, type Config } from './config';
 import { currentDeadline, type Deadline } from './deadline';
 import { logger } from './logger';

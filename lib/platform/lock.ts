@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import acquireSource from '../../lua/lock-acquire.lua';
-import extendSource from '../../lua/lock-extend.lua';
-import handoverSource from '../../lua/lock-handover.lua';
-import raiseFenceSource from '../../lua/lock-raise-fence.lua';
+import acquireSource from './lock/lock-acquire.lua';
+import extendSource from './lock/lock-extend.lua';
+import handoverSource from './lock/lock-handover.lua';
+import raiseFenceSource from './lock/lock-raise-fence.lua';
 import { config } from './config';
 import { currentDeadline } from './deadline';
 import { LockTimeoutError } from './errors';
@@ -31,7 +31,7 @@ export { closeMailboxConnections } from './lock/mailbox';
  * - 'spin': poll with exponential backoff and full jitter.
  * - 'notify' (the default): queue up, first in first out, and sleep on a
  *   BLPOP of one's own mailbox; the releaser hands the lock straight to the
- *   oldest live waiter in the same script that frees it (lua/lock-handover.lua),
+ *   oldest live waiter in the same script that frees it (lib/platform/lock/lock-handover.lua),
  *   so no time is lost between holders and nobody polls. A handover pushed
  *   before the waiter blocks stays in its mailbox, so no wake-up is missed.
  *   Without a blocking connection (see lock/mailbox.ts) a queued waiter polls

@@ -1,7 +1,7 @@
-import addSource from '../../lua/trending-add.lua';
-import fingerprintSource from '../../lua/trending-fingerprint.lua';
-import readSource from '../../lua/trending-read.lua';
-import removeSource from '../../lua/trending-remove.lua';
+import addSource from './lua/trending-add.lua';
+import fingerprintSource from './lua/trending-fingerprint.lua';
+import readSource from './lua/trending-read.lua';
+import removeSource from './lua/trending-remove.lua';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
 import { redis, type RedisClient } from '../platform/redis/client';

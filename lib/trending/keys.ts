@@ -16,7 +16,7 @@ const BASE = 'trending:{trending}';
 export const trendingKeys = {
   /** ZSET item id -> quantity sold in the minute. */
   sales: (minute: number) => `${BASE}:sales:${minute}`,
-  /** HASH order id -> its lines, plus the fingerprint field `sum` (lua/trending-add.lua). */
+  /** HASH order id -> its lines, plus the fingerprint field `sum` (lib/trending/lua/trending-add.lua). */
   orders: (minute: number) => `${BASE}:orders:${minute}`,
   /** The lease of the next check of the counts against the orders table. */
   checkLease: `${BASE}:check`,

@@ -17,7 +17,7 @@ import { existingOrderIds, tableFingerprints, tableOrders } from './sql';
  * Cost when nothing differs: one index-only range scan of the orders of the
  * last hour, and one Redis script, side by side. A minute that differs costs
  * one more query for its orders and one idempotent script call that counts
- * those it lacks: counting is once-only per order (lua/trending-add.lua), so
+ * those it lacks: counting is once-only per order (lib/trending/lua/trending-add.lua), so
  * a pay path counting the same order at the same time cannot double it. A
  * minute that counted an order the table no longer holds (deleted by hand)
  * then has its extra orders checked against the table and removed.

@@ -31,7 +31,7 @@ import { masters, onCluster, testRedis, unlinkMatching, type TestRedisClient } f
  * call with the keys it was given, and checks each call's keys, as Redis
  * will see them (with REDIS_KEY_PREFIX), share one slot: by CLUSTER KEYSLOT
  * when the run is on a cluster (TEST_REDIS=cluster), else by the same CRC16
- * ioredis routes with. It also lists the scripts of lua/ that no scenario
+ * ioredis routes with. It also lists the Lua scripts under lib/ that no scenario
  * reached, so a new script cannot slip past unchecked.
  */
 
@@ -127,10 +127,10 @@ it("gives every script keys of one slot, as Redis Cluster requires", async () =>
   expect(statuses.filter((status) => status >= 300)).toEqual([]);
 });
 
-it('reaches every script in lua/ (a script no scenario runs is a script this test does not check)', () => {
+it('reaches every Lua script under lib/ (a script no scenario runs is a script this test does not check)', () => {
   const seen = new Set(calls.map(({ script }) => script.source));
-  const files = readdirSync(join(projectRoot, 'lua')).filter((file) => file.endsWith('.lua'));
-  const source = (file: string) => readFileSync(join(projectRoot, 'lua', file), 'utf8');
+  const files = readdirSync(join(projectRoot, 'lib'), { recursive: true }).map(String).filter((file) => file.endsWith('.lua'));
+  const source = (file: string) => readFileSync(join(projectRoot, 'lib', file), 'utf8');
   const unreached = files.filter((file) => !seen.has(source(file)));
   // A script of one key cannot span slots: one that only failure paths reach
   // (a lost lease, a raced rebuild) may stay unreached here.

@@ -84,7 +84,7 @@ it('refuses a key that holds no running marker (a bug, a manual edit) with a 500
 
 it('recognizes a re-run of the same claim (a command re-sent after a reconnect) as its own', async () => {
   const { readFileSync } = await import('node:fs');
-  const source = readFileSync(`${__dirname}/../../lua/idempotency-claim.lua`, 'utf8');
+  const source = readFileSync(`${__dirname}/../../lib/points/lua/idempotency-claim.lua`, 'utf8');
   const idem = key();
   const marker = markerOf('{u:5}', idem);
   const owner = `${idem.requestHash} 0123456789abcdef`;

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import JSZip from 'jszip';
 import { projectRoot } from '../../local/env';
@@ -117,17 +117,20 @@ it('ships minified code and no source map in any zip', () => {
 });
 
 it('bundles the whole text of every Lua script it holds, and every script some handler imports is held by a bundle', async () => {
-  const scripts = (await readdir(join(projectRoot, 'lua')).catch(() => [])).filter((file) => file.endsWith('.lua'));
+  // Each feature keeps its scripts in its own folder under lib/.
+  const scripts = (await readdir(join(projectRoot, 'lib'), { recursive: true })).map(String).filter((file) => file.endsWith('.lua'));
   const imported = new Set<string>();
   for (const dir of ['functions', 'lib']) {
     for (const file of await readdir(join(projectRoot, dir), { recursive: true })) {
       if (!String(file).endsWith('.ts')) continue;
       const text = await readFile(join(projectRoot, dir, String(file)), 'utf8');
-      for (const [, reference] of text.matchAll(/['"](?:\.\.\/)+lua\/([^'"]+\.lua)['"]/g)) imported.add(reference!);
+      for (const [, reference] of text.matchAll(/['"](\.{1,2}\/[^'"]+\.lua)['"]/g)) {
+        imported.add(relative(join(projectRoot, 'lib'), resolve(join(projectRoot, dir, dirname(String(file))), reference!)));
+      }
     }
   }
   for (const script of scripts) {
-    const text = await readFile(join(projectRoot, 'lua', script), 'utf8');
+    const text = await readFile(join(projectRoot, 'lib', script), 'utf8');
     // Lines with quotes or backslashes are escaped inside the bundled string.
     const verbatim = text.split('\n').map((line) => line.trim()).filter((line) => line && !/["'`\\]/.test(line));
     expect(verbatim.length).toBeGreaterThan(0);

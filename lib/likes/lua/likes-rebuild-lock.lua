@@ -2,9 +2,9 @@
 -- from PostgreSQL; the others wait for its loaded marker. The one elected
 -- also pins its bucket's stream: from now until the rebuild is done (or its
 -- lease runs out), sync-likes trims nothing that the rebuild has not read
--- from PostgreSQL (lua/likes-sync-trim.lua), so the rebuild replays every
+-- from PostgreSQL (likes-sync-trim.lua), so the rebuild replays every
 -- change that its read lacks. The pin says '0-0' (trim nothing) until the
--- rebuild knows what it read (lua/likes-rebuild-post.lua, -author.lua).
+-- rebuild knows what it read (likes-rebuild-post.lua, -author.lua).
 -- KEYS (one hash tag): [1] the rebuild lock  [2] the loaded marker it would
 --   write  [3] the bucket's pins HASH (rebuilder token -> "<expiry ms> <entry id>")
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] this caller's token

@@ -1,6 +1,6 @@
 -- sync-likes, after its commit: drops the changes PostgreSQL now holds from
 -- the bucket's stream, but none that a rebuild still has to replay: never
--- past the lowest live pin (lua/likes-rebuild-lock.lua). Expired pins (a
+-- past the lowest live pin (likes-rebuild-lock.lua). Expired pins (a
 -- rebuilder that died) are dropped here.
 -- KEYS (one hash tag): [1] the bucket's change STREAM  [2] the bucket's meta HASH
 --   [3] the bucket's pins HASH

@@ -5,7 +5,7 @@ import { deadlineShas, outcomeUnknown, resolveUnknown, sha1 } from './guard';
 
 /** The Lua script registry and runScript, the one way the features run a script. */
 
-/** A Lua script from lua/. Its KEYS count is fixed so ioredis can prefix them. */
+/** A Lua script, kept beside the feature that owns it. Its KEYS count is fixed so ioredis can prefix them. */
 export interface LuaScript {
   readonly name: string;
   readonly numberOfKeys: number;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import acceptSource from '../../../lua/point-request-accept.lua';
-import forgetSource from '../../../lua/idempotency-release.lua';
+import acceptSource from '../lua/point-request-accept.lua';
+import forgetSource from '../lua/idempotency-release.lua';
 import { config } from '../../platform/config';
 import { currentDeadline } from '../../platform/deadline';
 import { IdempotencyKeyReusedError } from '../../platform/errors';

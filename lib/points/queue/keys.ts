@@ -5,7 +5,7 @@ import { userTag } from '../keys';
  * other keys and the hash tag):
  *
  *   qreq:{u:<id>}:<requestId>   STRING  "<request hash or -> <nonce>": the request was accepted
- *                                       (lua/point-request-accept.lua), for POINT_REQUEST_MARKER_TTL_S
+ *                                       (lib/points/lua/point-request-accept.lua), for POINT_REQUEST_MARKER_TTL_S
  *
  * Losing it only turns a request that is still PENDING into a 404 until it
  * is applied, and lets a repeated Idempotency-Key with another body be
