@@ -84,15 +84,15 @@ const expected = {
 
 type Sent =
   | { kind: 'like'; postId: number; userId: number }
-  | { kind: 'charge'; userId: number; amount: number }
-  | { kind: 'order'; userId: number; lines: { itemId: number; quantity: number }[] }
+  | { kind: 'charge'; userId: number; amount: number; queued?: boolean }
+  | { kind: 'order'; userId: number; lines: { itemId: number; quantity: number }[]; queued?: boolean }
   | { kind: 'popular' }
   | { kind: 'trending' };
 
 interface Mix {
   name: string;
   connections: number;
-  next(): { sent: Sent; method: 'GET' | 'POST'; path: string; userId: number; body?: unknown };
+  next(): { sent: Sent; method: 'GET' | 'POST'; path: string; userId: number; body?: unknown; headers?: Record<string, string> };
 }
 
 const random = (n: number) => Math.floor(Math.random() * n);
@@ -132,6 +132,18 @@ const pointsHot = (share = 1): Mix => ({
     return { sent: { kind: 'order', userId, lines }, method: 'POST', path: '/orders', userId, body: { items: lines } };
   },
 });
+/** The same charges and orders of the hot users, queued (Prefer: respond-async): their outcomes are read after the run. */
+const pointsQueued = (share = 1): Mix => {
+  const direct = pointsHot(share);
+  return {
+    name: 'points-queued',
+    connections: direct.connections,
+    next() {
+      const next = direct.next();
+      return { ...next, sent: { ...(next.sent as Extract<Sent, { kind: 'charge' | 'order' }>), queued: true }, headers: { prefer: 'respond-async' } };
+    },
+  };
+};
 const popularItems = (share = 1): Mix => ({
   name: 'popular-items',
   connections: Math.max(1, Math.round(connections * share)),
@@ -154,6 +166,7 @@ const SCENARIOS: Record<string, () => Mix[]> = {
   'like-storm': () => [likeStorm()],
   'likes-spread': () => [likesSpread()],
   'points-hot': () => [pointsHot()],
+  'points-queued': () => [pointsQueued()],
   'popular-items': () => [popularItems()],
   trending: () => [pointsHot(0.5), trendingItems(0.5)],
   'all-at-once': () => [likeStorm(0.25), likesSpread(0.25), pointsHot(0.25), popularItems(0.25)],
@@ -162,8 +175,15 @@ const SCENARIOS: Record<string, () => Mix[]> = {
 /** Every 2xx like, with when it was answered (Date.now()): --chaos decides which survived a Redis restarted empty. */
 const likeAcks: { postId: number; userId: number; at: number }[] = [];
 
+/** Queued requests answered 202: their outcomes are applied to the expected state once they are known (settleQueued). */
+const queuedAccepted: { requestId: string; sent: Sent }[] = [];
+
 /** Applies one answer to the expected state. */
 function account(sent: Sent, status: number, body: string): 'ok' | 'refused' | 'unavailable' | 'error' {
+  if ((sent.kind === 'charge' || sent.kind === 'order') && sent.queued && status === 202) {
+    queuedAccepted.push({ requestId: safeJson(body)?.requestId, sent });
+    return 'ok';
+  }
   if (chaos && status === 503 && safeJson(body)?.code === 'DEPENDENCY_UNAVAILABLE') return 'unavailable';
   if (status >= 500 || status === 0) return 'error';
   if (status >= 400) {
@@ -175,6 +195,12 @@ function account(sent: Sent, status: number, body: string): 'ok' | 'refused' | '
     expected.likers.get(sent.postId)!.add(sent.userId);
     likeAcks.push({ postId: sent.postId, userId: sent.userId, at: Date.now() });
   }
+  applyOutcome(sent, status, body);
+  return 'ok';
+}
+
+/** A charge's or an order's success, direct or queued (then `body` is its outcome's result). */
+function applyOutcome(sent: Sent, status: number, body: string): void {
   if (sent.kind === 'charge' && safeJson(body)?.charged === sent.amount) {
     expected.balance.set(sent.userId, expected.balance.get(sent.userId)! + sent.amount);
   }
@@ -186,7 +212,40 @@ function account(sent: Sent, status: number, body: string): 'ok' | 'refused' | '
     orders.total += total;
     for (const line of sent.lines) expected.stock.set(line.itemId, expected.stock.get(line.itemId)! - line.quantity);
   }
-  return 'ok';
+}
+
+/**
+ * Waits (up to a minute) until every queued request answered 202 has its
+ * outcome in point_requests, applies the outcomes to the expected state,
+ * and prints how long they took from 202 to applied.
+ */
+async function settleQueued(sql: Sql): Promise<void> {
+  if (queuedAccepted.length === 0) return;
+  const ids = [...new Set(queuedAccepted.map((queued) => queued.requestId))];
+  const until = Date.now() + 60_000;
+  let rows: Record<string, unknown>[] = [];
+  for (;;) {
+    rows = await sql.query(
+      `SELECT request_id AS id, status_code::text AS s, result::text AS r,
+         round(extract(epoch FROM applied_at - accepted_at) * 1000)::text AS ms
+       FROM point_requests WHERE request_id = ANY(string_to_array($1, ','))`,
+      [ids.join(',')],
+    );
+    if (rows.length >= ids.length || Date.now() > until) break;
+    await sleep(200);
+  }
+  const outcomes = new Map(rows.map((row) => [String(row.id), { status: Number(row.s), result: String(row.r) }]));
+  for (const { requestId, sent } of queuedAccepted) {
+    const outcome = outcomes.get(requestId);
+    if (outcome) applyOutcome(sent, outcome.status, outcome.result);
+  }
+  const ms = rows.map((row) => Number(row.ms)).sort((a, b) => a - b);
+  const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? 0;
+  console.log(
+    `queued: ${ids.length} accepted, ${rows.length} applied or rejected (${rows.filter((row) => Number(row.s) < 300).length} DONE); ` +
+      `202 to applied p50 ${at(0.5)} ms, p95 ${at(0.95)} ms, max ${at(1)} ms`,
+  );
+  if (rows.length < ids.length) unanswered += ids.length - rows.length;
 }
 
 function safeJson(text: string): any {
@@ -243,6 +302,7 @@ async function runScenario(name: string, mixes: Mix[], redis: RedisStats | undef
                 headers: {
                   authorization: `Bearer ${tokenOf(next.userId)}`,
                   ...(next.body ? { 'content-type': 'application/json' } : {}),
+                  ...next.headers,
                 },
                 body: next.body ? JSON.stringify(next.body) : undefined,
               };
@@ -532,6 +592,7 @@ async function measure(names: string[], chaosStack: ChaosStack | undefined, seed
     if (chaosStack) await forgetLikesLostWithRedis(sql, faultRuns);
     const faults = faultRuns.flatMap((run, i) => run.events.map((event) => ({ ...event, ...seenDuring(reports[i]!, event) })));
     for (const fault of faults) console.log(`fault at ${(fault.at / 1000).toFixed(1)} s to ${(fault.until / 1000).toFixed(1)} s: ${fault.what}; answers meanwhile ${fault.seen}`);
+    await settleQueued(sql);
     const checks = await checkInvariants(sql);
     const failed = checks.filter((check) => JSON.stringify(check.expected) !== JSON.stringify(check.actual));
     for (const check of checks) console.log(`${failed.includes(check) ? 'FAIL' : 'ok  '} ${check.what}${failed.includes(check) ? `: expected ${JSON.stringify(check.expected)}, got ${JSON.stringify(check.actual)}` : ''}`);
