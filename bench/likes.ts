@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { Cluster } from 'ioredis';
 import { asJson, db } from '../lib/platform/db';
-import { like, likeScript, likeStatus, unloadPost } from '../lib/likes/likes';
+import { like, likeStatus, unloadPost } from '../lib/likes/likes';
+import { likeScript } from '../lib/likes/scripts';
 import { likeScriptKeys } from '../lib/likes/keys';
 import { syncLikes } from '../lib/likes/sync';
 import { config } from '../lib/platform/config';

@@ -1,16 +1,11 @@
 import { ReplyError } from 'ioredis';
-import likeSource from './lua/like.lua';
-import likeStatusSource from './lua/like-status.lua';
-import receivedSource from './lua/likes-received.lua';
-import unloadSource from './lua/likes-unload.lua';
-import unlikeSource from './lua/unlike.lua';
 import type { Queryable } from '../platform/db';
 import { currentDeadline, type Deadline } from '../platform/deadline';
 import { DependencyUnavailableError, InternalError, NotFoundError } from '../platform/errors';
 import { lazyDb } from '../platform/lazy-db';
 import { logger } from '../platform/logger';
 import { redis, type RedisClient } from '../platform/redis/client';
-import { luaScript, runScript, type LuaScript } from '../platform/redis/scripts';
+import { runScript, type LuaScript } from '../platform/redis/scripts';
 import {
   authorLoadedKey,
   authorNoneKey,
@@ -22,6 +17,7 @@ import {
 } from './keys';
 import { postAuthors, type PostAuthors } from './post-authors';
 import { loadAuthorLikes, loadPostLikes } from './rebuild';
+import { likeScript, likeStatusScript, receivedScript, unlikeScript, unloadScript } from './scripts';
 
 /**
  * Likes: Redis is the fast path, PostgreSQL (post_likes) the record. The key
@@ -69,12 +65,6 @@ export interface LikesDeps {
 const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors(), db: lazyDb() });
 
 export { likeSetKey, receivedLikesKey };
-
-export const likeScript = luaScript('like', 7, likeSource, { deadline: true, idempotent: true });
-const unlikeScript = luaScript('unlike', 7, unlikeSource, { deadline: true, idempotent: true });
-const likeStatusScript = luaScript('likeStatus', 3, likeStatusSource);
-const receivedScript = luaScript('likesReceived', 3, receivedSource);
-const unloadScript = luaScript('likesUnload', 4, unloadSource, { deadline: true });
 
 /** POST /posts/{postId}/likes: liking twice is still one like. */
 export function like(postId: number, userId: number, deps: LikesDeps = defaultDeps()): Promise<LikeChange> {

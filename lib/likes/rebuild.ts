@@ -1,15 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import rebuildAuthorSource from './lua/likes-rebuild-author.lua';
-import rebuildChunkSource from './lua/likes-rebuild-chunk.lua';
-import rebuildLockSource from './lua/likes-rebuild-lock.lua';
-import rebuildPostSource from './lua/likes-rebuild-post.lua';
-import rebuildUnlockSource from './lua/likes-rebuild-unlock.lua';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { type RedisClient } from '../platform/redis/client';
-import { luaScript, runScript } from '../platform/redis/scripts';
+import { runScript } from '../platform/redis/scripts';
 import {
   authorLoadedKey,
   authorNoneKey,
@@ -24,6 +19,13 @@ import {
   postRebuildWorkKey,
   receivedLikesKey,
 } from './keys';
+import {
+  rebuildAuthorScript as finishAuthorScript,
+  rebuildChunkScript as chunkScript,
+  rebuildLockScript as lockScript,
+  rebuildPostScript as finishPostScript,
+  rebuildUnlockScript as unlockScript,
+} from './scripts';
 
 /**
  * Rebuild on first use: when Redis does not hold a post's likes or an
@@ -68,12 +70,6 @@ const POLL_MS = 20;
 export const EMPTY_AUTHOR_TTL_SECONDS = 60;
 /** Stream entries replayed per Redis call: bounds each call, whatever the sync's backlog. */
 const REPLAY_PAGE = 1000;
-
-const lockScript = luaScript('likesRebuildLock', 3, rebuildLockSource, { deadline: true });
-const chunkScript = luaScript('likesRebuildChunk', 3, rebuildChunkSource, { deadline: true });
-const finishPostScript = luaScript('likesRebuildPost', 7, rebuildPostSource, { deadline: true });
-const finishAuthorScript = luaScript('likesRebuildAuthor', 7, rebuildAuthorSource, { deadline: true });
-const unlockScript = luaScript('likesRebuildUnlock', 2, rebuildUnlockSource, { deadline: true });
 
 export interface RebuildDeps {
   redis: RedisClient;

@@ -1,12 +1,11 @@
-import syncReadSource from './lua/likes-sync-read.lua';
-import syncTrimSource from './lua/likes-sync-trim.lua';
 import { config } from '../platform/config';
 import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
 import { redis, type RedisClient } from '../platform/redis/client';
-import { luaScript, runScript } from '../platform/redis/scripts';
+import { runScript } from '../platform/redis/scripts';
 import { LIKE_BUCKETS, bucketMetaKey, bucketPinsKey, changesKey } from './keys';
+import { syncReadScript as readScript, syncTrimScript as trimScript } from './scripts';
 
 /**
  * sync-likes: moves the changes that the like scripts appended to the bucket
@@ -54,9 +53,6 @@ import { LIKE_BUCKETS, bucketMetaKey, bucketPinsKey, changesKey } from './keys';
 
 /** Apply statements in flight at once. */
 const PARALLEL_TRANSACTIONS = 4;
-
-const readScript = luaScript('likesSyncRead', 2, syncReadSource);
-const trimScript = luaScript('likesSyncTrim', 3, syncTrimSource, { deadline: true });
 
 export interface SyncDeps {
   redis: RedisClient;

@@ -1,16 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError } from 'ioredis';
 import * as z from 'zod/mini';
-import claimSource from './lua/idempotency-claim.lua';
-import releaseSource from './lua/idempotency-release.lua';
 import { config } from '../platform/config';
 import { db, type Queryable } from '../platform/db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../platform/errors';
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
 import { logger } from '../platform/logger';
 import { type RedisClient } from '../platform/redis/client';
-import { luaScript, runScript } from '../platform/redis/scripts';
+import { runScript } from '../platform/redis/scripts';
 import { idempotencyMarkerKey } from './keys';
+import { claimScript, releaseScript } from './scripts';
 
 /**
  * Idempotency-Key (docs/api.md), scoped to (user, route, key).
@@ -110,9 +109,6 @@ export function canonicalJson(value: unknown): string {
 export function httpReply(reply: Reply<unknown>): HttpResult {
   return json(reply.status, reply.body, reply.replayed ? { 'idempotent-replayed': 'true' } : {});
 }
-
-const claimScript = luaScript('idempotencyClaim', 1, claimSource, { deadline: true, idempotent: true });
-const releaseScript = luaScript('idempotencyRelease', 1, releaseSource);
 
 /**
  * Runs fn with the key's "still running" marker set. A duplicate arriving

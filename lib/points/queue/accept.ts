@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import acceptSource from '../lua/point-request-accept.lua';
-import forgetSource from '../lua/idempotency-release.lua';
 import { config } from '../../platform/config';
 import { currentDeadline } from '../../platform/deadline';
 import { IdempotencyKeyReusedError } from '../../platform/errors';
@@ -8,9 +6,10 @@ import { header, json, type HttpEvent, type HttpResult } from '../../platform/ht
 import { logger } from '../../platform/logger';
 import { metric } from '../../platform/metrics';
 import { redis, type RedisClient } from '../../platform/redis/client';
-import { luaScript, runScript } from '../../platform/redis/scripts';
+import { runScript } from '../../platform/redis/scripts';
 import { putRecord } from '../../platform/stream';
 import type { IdempotencyKey } from '../idempotency';
+import { acceptScript, forgetScript } from '../scripts';
 import { acceptedMarkerKey } from './keys';
 import { requestIdOf, type QueuedRequest } from './record';
 
@@ -37,9 +36,6 @@ import { requestIdOf, type QueuedRequest } from './record';
 
 /** How long the put may take: with the marker, a 503 within about 2 s when the stream does not answer. */
 const PUT_TIMEOUT_MS = 1500;
-
-const acceptScript = luaScript('pointRequestAccept', 1, acceptSource, { deadline: true, idempotent: true });
-const forgetScript = luaScript('pointRequestForget', 1, forgetSource);
 
 export interface QueueInput {
   userId: number;
