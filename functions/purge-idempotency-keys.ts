@@ -1,5 +1,5 @@
 import { purgeStoredReplies } from '../lib/points/idempotency';
-import { purgeBalanceRequests } from '../lib/points/points';
+import { purgeBalanceRequests } from '../lib/points/purge';
 import { jobDeadlineOf, withDeadline } from '../lib/platform/deadline';
 import { logger } from '../lib/platform/logger';
 import { scheduledHandler } from '../lib/platform/observability';

@@ -86,7 +86,7 @@ const schema = z.object({
   DB_CALL_TIMEOUT_MS: positiveInt(1200),
   /**
    * Kept back from a balance statement's time for finding out, when its
-   * call failed after it was sent, whether it committed (lib/points/points).
+   * call failed after it was sent, whether it committed (lib/points/resolve).
    */
   DB_RESOLVE_BUDGET_MS: positiveInt(800),
   /**
@@ -127,7 +127,7 @@ const schema = z.object({
   DEFAULT_REQUEST_BUDGET_MS: positiveInt(10000),
 
   /**
-   * Points (lib/points/points, lib/platform/lock): a holder's lease on the user's lock,
+   * Points (lib/points/balance, lib/platform/lock): a holder's lease on the user's lock,
    * renewed while it works (every third); short, so a holder that died frees the lock soon
    * (docs/decisions/004-fencing-tokens-and-leases.md).
    */

@@ -107,7 +107,7 @@ export interface DataApiTarget {
  * whether the call may have reached the database anyway: a timeout, an
  * abort or a connection lost after the request went out leave a statement
  * that may still commit, and only the caller can find out (a write with a
- * request id, lib/points/points). A refused connection, a cluster that is
+ * request id, lib/points/resolve). A refused connection, a cluster that is
  * resuming or throttling, or a call never sent because no time was left
  * ran nothing.
  */

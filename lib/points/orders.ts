@@ -14,15 +14,15 @@ import {
   type BalanceRequest,
   type PointsDeps,
   type Verdict,
-} from './points';
+} from './balance';
 
 /**
  * Paying for an order with points: a balance change like a charge (see
- * lib/points/points for the lock, the fencing and the one-statement pattern), that
+ * lib/points/balance for the lock, the fencing and the one-statement pattern), that
  * also takes stock and writes the order.
  *
  * Round trips: Data API 1 (the PAY statement; 1 more to resolve it only when
- * its reply was lost, see lib/points/points); Redis as for a charge, and one
+ * its reply was lost, see lib/points/resolve); Redis as for a charge, and one
  * script call after the commit that counts the order for trending
  * (lib/trending; once per order, so a replay's call adds nothing).
  */

@@ -4,7 +4,7 @@ import Redis from 'ioredis';
 import type { Client } from 'pg';
 import { createDatabase, DatabaseUnavailableError, type Database, type SqlParams } from '../../lib/platform/db';
 import type { HttpHandler, HttpResult } from '../../lib/platform/http';
-import type { PointsDeps } from '../../lib/points/points';
+import type { PointsDeps } from '../../lib/points/balance';
 import { bodyOf, httpEvent, lambdaContext } from './events';
 import { testRedis } from './redis-nodes';
 
