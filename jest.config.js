@@ -5,8 +5,9 @@ const shared = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
     '^.+\\.lua$': '<rootDir>/tests/support/lua-transform.js',
+    '^.+\\.sql$': '<rootDir>/tests/support/lua-transform.js',
   },
-  moduleFileExtensions: ['ts', 'js', 'json', 'lua'],
+  moduleFileExtensions: ['ts', 'js', 'json', 'lua', 'sql'],
   setupFiles: ['<rootDir>/tests/support/env.ts'],
 };
 

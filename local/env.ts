@@ -155,15 +155,17 @@ export function useLocalStackEnv(settings: LocalSettings, dataApiUrl: string): v
 }
 
 /**
- * Lets code that imports Lua scripts run under tsx. The Lambda bundles carry
- * them as text (esbuild's text loader, serverless.yml), jest transforms them
- * the same way (tests/support/lua-transform.js), and this hook does it for
- * the local scripts. Register it before importing such code.
+ * Lets code that imports Lua scripts (and SQL statements) run under tsx. The
+ * Lambda bundles carry them as text (esbuild's text loader, serverless.yml),
+ * jest transforms them the same way (tests/support/lua-transform.js), and
+ * this hook does it for the local scripts. Register it before importing such code.
  */
 export function loadLuaAsText(): void {
-  require.extensions['.lua'] ??= (module, filename) => {
-    module.exports = { __esModule: true, default: readFileSync(filename, 'utf8') };
-  };
+  for (const extension of ['.lua', '.sql']) {
+    require.extensions[extension] ??= (module, filename) => {
+      module.exports = { __esModule: true, default: readFileSync(filename, 'utf8') };
+    };
+  }
 }
 
 /**

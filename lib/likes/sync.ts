@@ -117,7 +117,7 @@ SELECT bucket, epoch, last_seq, last_entry_id FROM likes_sync_state WHERE bucket
 
 // The writes read "moved", so they run only for the buckets whose state moved
 // from what this sync read (see the module comment).
-const APPLY_SQL = `
+export const APPLY_SQL = `
 WITH marks AS (
   SELECT * FROM jsonb_to_recordset(CAST(:marks AS jsonb))
     AS m(b integer, from_epoch text, from_id text, epoch text, seq bigint, id text)

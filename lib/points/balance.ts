@@ -3,7 +3,7 @@ import { config } from '../platform/config';
 import { db, DatabaseUnavailableError, type Database } from '../platform/db';
 import { currentDeadline } from '../platform/deadline';
 import { InternalError, NotFoundError } from '../platform/errors';
-import { PRIOR_REPLY, replayOf, withRunningMarker, type IdempotencyKey, type PriorReply, type Reply } from './idempotency';
+import { replayOf, withRunningMarker, type IdempotencyKey, type PriorReply, type Reply } from './idempotency';
 import { LockLostError, raiseFence, withLock, type LockOptions } from '../platform/lock';
 import { metric } from '../platform/metrics';
 import { redis, type RedisClient } from '../platform/redis/client';
@@ -62,45 +62,7 @@ export interface BalanceRequest {
   idempotency?: IdempotencyKey | undefined;
 }
 
-/**
- * The CTEs every balance statement starts with: `prior`, the key's stored
- * reply, and `account`, the user's row locked for this statement (FOR
- * UPDATE reads its latest committed version, not the statement's snapshot).
- */
-export const ACCOUNT = `${PRIOR_REPLY},
-  account AS (
-    SELECT point_balance, lock_fence FROM users WHERE id = :userId FOR UPDATE
-  )`;
-
-/**
- * The outcomes every balance statement's verdict tries first, in this order
- * (changeBalance settles them): a statement that got its row locks too late
- * writes nothing, whatever else is true. Too late is after the caller's
- * cutoff less the time the statement took to arrive (from :sentAtMs to
- * statement_timestamp()), since its reply takes about as long to go back: a
- * write whose reply could not reach the caller before it gives up would
- * leave a 503 that is not the truth if the resolution, slowed alike, cannot
- * tell it in time either. clock_timestamp() is the time now, not at the
- * statement's start, and the verdict is computed after `account` and any
- * other FOR UPDATE of the statement have their rows. It is 'lock_wait' when
- * the statement spent longer waiting for those rows than arriving (rows
- * another transaction held: contention), 'expired' otherwise (a slow way to
- * the database). Then a stored reply wins over everything else; a holder
- * with a stale fencing token learns nothing else. Parameters: :sentAtMs and
- * :cutoffMs (ms since the epoch), :fence.
- */
-export const FIRST_OUTCOMES = `WHEN clock_timestamp() > to_timestamp(CAST(:cutoffMs AS bigint) / 1000.0)
-          - GREATEST(statement_timestamp() - to_timestamp(CAST(:sentAtMs AS bigint) / 1000.0), interval '0')
-        THEN CASE WHEN clock_timestamp() - statement_timestamp() > statement_timestamp() - to_timestamp(CAST(:sentAtMs AS bigint) / 1000.0)
-          THEN 'lock_wait' ELSE 'expired' END
-      WHEN prior.request_hash IS NOT NULL THEN 'replay'
-      WHEN account.point_balance IS NULL THEN 'no_user'
-      WHEN account.lock_fence > :fence THEN 'stale_fence'`;
-
-/** The columns FIRST_OUTCOMES needs besides `outcome`, for a verdict's select list. */
-export const FIRST_COLUMNS = `account.point_balance AS balance, account.lock_fence, prior.*`;
-
-/** The row a balance statement answers with. */
+/** The row a balance statement (charge.sql, pay.sql) answers with. */
 export interface Verdict extends PriorReply {
   outcome: string;
   /** The balance before the change; null without a users row. */
@@ -128,22 +90,10 @@ export interface BalanceCall {
 export const callParams = (call: BalanceCall) => ({ fence: call.fence, requestId: call.requestId, sentAtMs: call.sentAtMs, cutoffMs: call.cutoffMs });
 
 /**
- * The CTE `recorded`: the request's id with its reply, written only when
- * the CTE `receipt` has a row (the effect was written). Plain INSERT: a
- * tombstone of the same id (resolveLostCall) makes the whole statement fail.
- */
-export function recordOutcome(status: number): string {
-  return `recorded AS (
-    INSERT INTO balance_requests (request_id, user_id, status_code, response_body)
-    SELECT CAST(:requestId AS uuid), :userId, ${status}, receipt.body FROM receipt
-  )`;
-}
-
-/**
  * Runs one balance statement for a request under the user's lock (steps 1,
  * 2, 4 and 5 above), then turns its verdict into the reply. `apply` runs the
  * statement for a BalanceCall and throws its own refusals; the outcomes of
- * FIRST_OUTCOMES and 'ok' are settled here.
+ * the first outcomes (see charge.sql) and 'ok' are settled here.
  */
 export async function changeBalance<Body>(
   request: BalanceRequest,

@@ -15,10 +15,11 @@ import { claimScript, releaseScript } from './scripts';
  * Idempotency-Key (docs/api.md), scoped to (user, route, key).
  *
  * The reply to a successful request is stored by the same database statement
- * as its effect (see PRIOR_REPLY and rememberReply), so it exists exactly
- * when the effect committed: a crash between the commit and the response
- * cannot lead a retry to charge twice. That statement runs under the user's
- * point lock, which makes its look-up of an earlier reply race-free.
+ * as its effect (the CTEs prior and remembered of lib/points/charge.sql and
+ * pay.sql), so it exists exactly when the effect committed: a crash between
+ * the commit and the response cannot lead a retry to charge twice. That
+ * statement runs under the user's point lock, which makes its look-up of an
+ * earlier reply race-free.
  *
  * A Redis marker, held while the request runs, only turns a concurrent
  * duplicate into an immediate 409 (or 422 when its body differs) instead of
@@ -164,41 +165,11 @@ export async function withRunningMarker<T>(
 
 const reusedKey = () => new IdempotencyKeyReusedError('this Idempotency-Key was used with a different request');
 
-/**
- * SQL shared by the statements that apply a keyed request: the CTE `prior`
- * finds the stored reply, if any. Parameters: :userId, :route, :key (null
- * without a key).
- */
-export const PRIOR_REPLY = `prior AS (
-    SELECT request_hash, status_code, response_body
-    FROM idempotency_keys
-    WHERE user_id = :userId AND route = :route AND idempotency_key = CAST(:key AS text)
-  )`;
-
-/**
- * The CTE `remembered` stores the body of the CTE `receipt` (which has a row
- * only when the effect was written) under the key, with :requestHash.
- *
- * No ON CONFLICT: `prior` reads the statement's snapshot, so a statement
- * that waited on the users row behind another using the same key (possible
- * only when a lease expired mid-way) misses that key's reply. The primary
- * key then aborts the whole statement, effect included; the client's retry
- * gets the replay.
- */
-export function rememberReply(status: number): string {
-  return `remembered AS (
-    INSERT INTO idempotency_keys (user_id, route, idempotency_key, request_hash, status_code, response_body)
-    SELECT :userId, :route, CAST(:key AS text), CAST(:requestHash AS text), ${status}, receipt.body
-    FROM receipt
-    WHERE CAST(:key AS text) IS NOT NULL
-  )`;
-}
-
 export function keyParams(route: string, idempotency: IdempotencyKey | undefined) {
   return { route, key: idempotency?.key ?? null, requestHash: idempotency?.requestHash ?? null };
 }
 
-/** The columns PRIOR_REPLY adds to a statement's reply. */
+/** The columns the CTE `prior` of a balance statement (lib/points/charge.sql) adds to its reply. */
 export interface PriorReply {
   request_hash: string | null;
   status_code: number | null;

@@ -3,18 +3,9 @@ import { asJson } from '../platform/db';
 import { InsufficientBalanceError, NotFoundError, OutOfStockError } from '../platform/errors';
 import { idNumber } from '../platform/http';
 import { countPaidOrder, encodeLines } from '../trending/counts';
-import { keyParams, rememberReply, type Reply } from './idempotency';
-import {
-  ACCOUNT,
-  callParams,
-  changeBalance,
-  FIRST_COLUMNS,
-  FIRST_OUTCOMES,
-  recordOutcome,
-  type BalanceRequest,
-  type PointsDeps,
-  type Verdict,
-} from './balance';
+import { callParams, changeBalance, type BalanceRequest, type PointsDeps, type Verdict } from './balance';
+import { keyParams, type Reply } from './idempotency';
+import PAY from './pay.sql';
 
 /**
  * Paying for an order with points: a balance change like a charge (see
@@ -101,84 +92,3 @@ async function paid(request: BalanceRequest & { items: OrderLine[] }, deps: Poin
     }
   });
 }
-
-// Prices and stock come from the locked items rows, never from the client.
-// Every write hangs off `paid`, the fenced balance update: without its row,
-// no stock is taken and no order, history or reply is written; the CHECKs
-// (stock >= 0, balance >= 0) stay the last line of defense.
-const PAY = `
-WITH ${ACCOUNT},
-  lines AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(item_id bigint, quantity integer, line_no integer)
-  ),
-  -- Locked in item-id order, so orders sharing items queue instead of deadlocking.
-  stocked AS (
-    SELECT id, price, stock FROM items WHERE id IN (SELECT item_id FROM lines) ORDER BY id FOR UPDATE
-  ),
-  priced AS (
-    SELECT lines.*, stocked.price, stocked.stock FROM lines LEFT JOIN stocked ON stocked.id = lines.item_id
-  ),
-  missing AS (
-    SELECT min(item_id) AS item_id FROM priced WHERE price IS NULL
-  ),
-  shortfall AS (
-    SELECT item_id, stock, quantity FROM priced WHERE stock < quantity ORDER BY item_id LIMIT 1
-  ),
-  verdict AS (
-    SELECT CASE
-      ${FIRST_OUTCOMES}
-      WHEN missing.item_id IS NOT NULL THEN 'no_item'
-      WHEN shortfall.item_id IS NOT NULL THEN 'out_of_stock'
-      WHEN account.point_balance < cost.total THEN 'insufficient'
-      ELSE 'ok'
-    END AS outcome,
-    ${FIRST_COLUMNS}, cost.total, missing.item_id AS missing_item,
-    shortfall.item_id AS short_item, shortfall.stock AS short_stock, shortfall.quantity AS short_quantity
-    FROM (SELECT sum(price::numeric * quantity) AS total FROM priced) AS cost
-    CROSS JOIN missing
-    LEFT JOIN shortfall ON true
-    LEFT JOIN account ON true
-    LEFT JOIN prior ON true
-  ),
-  paid AS (
-    UPDATE users SET point_balance = point_balance - verdict.total, lock_fence = :fence
-    FROM verdict
-    WHERE users.id = :userId AND users.lock_fence <= :fence AND verdict.outcome = 'ok'
-    RETURNING users.point_balance
-  ),
-  taken AS (
-    UPDATE items SET stock = items.stock - lines.quantity
-    FROM lines, paid
-    WHERE items.id = lines.item_id
-  ),
-  placed AS (
-    INSERT INTO orders (user_id, status, total_amount)
-    SELECT :userId, 'PAID', verdict.total FROM verdict, paid
-    RETURNING id, total_amount, created_at
-  ),
-  placed_lines AS (
-    INSERT INTO order_items (order_id, item_id, quantity, unit_price)
-    SELECT placed.id, priced.item_id, priced.quantity, priced.price FROM placed, priced
-  ),
-  history AS (
-    INSERT INTO point_history (user_id, type, amount, balance_after, order_id)
-    SELECT :userId, 'PAY', -placed.total_amount, paid.point_balance, placed.id FROM placed, paid
-  ),
-  receipt AS (
-    SELECT json_build_object(
-      'orderId', placed.id,
-      'userId', :userId,
-      'status', 'PAID',
-      'totalAmount', placed.total_amount,
-      'balance', paid.point_balance,
-      'paidMinute', floor(extract(epoch FROM placed.created_at) / 60)::bigint,
-      'items', (
-        SELECT json_agg(json_build_object('itemId', item_id, 'quantity', quantity, 'unitPrice', price) ORDER BY line_no)
-        FROM priced
-      )
-    ) AS body
-    FROM placed, paid
-  ),
-  ${rememberReply(201)},
-  ${recordOutcome(201)}
-SELECT verdict.*, receipt.body FROM verdict LEFT JOIN receipt ON true`;

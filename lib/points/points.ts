@@ -1,19 +1,9 @@
 import * as z from 'zod/mini';
 import { db, type Database } from '../platform/db';
 import { BalanceLimitExceededError } from '../platform/errors';
-import { keyParams, rememberReply, type Reply } from './idempotency';
-import {
-  ACCOUNT,
-  callParams,
-  changeBalance,
-  FIRST_COLUMNS,
-  FIRST_OUTCOMES,
-  noAccount,
-  recordOutcome,
-  type BalanceRequest,
-  type PointsDeps,
-  type Verdict,
-} from './balance';
+import { callParams, changeBalance, noAccount, type BalanceRequest, type PointsDeps, type Verdict } from './balance';
+import CHARGE from './charge.sql';
+import { keyParams, type Reply } from './idempotency';
 
 export { pointLockKey } from './keys';
 
@@ -62,37 +52,3 @@ export async function chargePoints(request: BalanceRequest & { amount: number },
     return verdict;
   });
 }
-
-// Every write hangs off `charged`, the fenced balance update: without its
-// row, nothing else is written.
-const CHARGE = `
-WITH ${ACCOUNT},
-  verdict AS (
-    SELECT CASE
-      ${FIRST_OUTCOMES}
-      WHEN account.point_balance + :amount > :maxBalance THEN 'over_limit'
-      ELSE 'ok'
-    END AS outcome,
-    ${FIRST_COLUMNS}
-    FROM (VALUES (1)) AS one
-    LEFT JOIN account ON true
-    LEFT JOIN prior ON true
-  ),
-  charged AS (
-    UPDATE users SET point_balance = point_balance + :amount, lock_fence = :fence
-    FROM verdict
-    WHERE users.id = :userId AND users.lock_fence <= :fence AND verdict.outcome = 'ok'
-    RETURNING users.point_balance
-  ),
-  history AS (
-    INSERT INTO point_history (user_id, type, amount, balance_after)
-    SELECT :userId, 'CHARGE', :amount, point_balance FROM charged
-    RETURNING id, balance_after
-  ),
-  receipt AS (
-    SELECT json_build_object('userId', :userId, 'charged', :amount, 'balance', balance_after, 'historyId', id) AS body
-    FROM history
-  ),
-  ${rememberReply(200)},
-  ${recordOutcome(200)}
-SELECT verdict.*, receipt.body FROM verdict LEFT JOIN receipt ON true`;
