@@ -187,6 +187,9 @@ export function startPoller(options: PollerOptions): Poller {
     let firstBufferedAt = 0;
     let errors = 0;
     let idleMs = 0;
+    // Bumped when the shard is read again from its checkpoint: a read still
+    // under way from before must not add its records after that.
+    let generation = 0;
     while (!stopped) {
       try {
         if (!iterator) {
@@ -201,6 +204,13 @@ export function startPoller(options: PollerOptions): Poller {
           iterator = ShardIterator;
           buffered = [];
         }
+        const readNext = (from: string, limit: number) => {
+          const at = generation;
+          return options.client.send(new GetRecordsCommand({ ShardIterator: from, Limit: limit })).then(
+            (output) => ({ generation: at, iterator: output.NextShardIterator, records: output.Records ?? [] }),
+            () => undefined, // read again, from the same iterator, on the next turn
+          );
+        };
         let more = false;
         if (buffered.length < settings.batchSize) {
           const output = await options.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: settings.batchSize - buffered.length }));
@@ -225,10 +235,19 @@ export function startPoller(options: PollerOptions): Poller {
         const batch = buffered.slice(0, settings.batchSize);
         buffered = buffered.slice(batch.length);
         firstBufferedAt = performance.now();
+        // With more records waiting, the next ones are read while the
+        // consumer works on these, as the mapping reads ahead.
+        const readAhead = more && iterator && buffered.length < settings.batchSize ? readNext(iterator, settings.batchSize - buffered.length) : undefined;
         await settle(shardId, batch);
+        const ahead = await readAhead;
+        if (ahead && ahead.generation === generation) {
+          iterator = ahead.iterator;
+          buffered.push(...toEvent(ahead.records, shardId));
+        }
       } catch (error) {
         if (error instanceof Stopped || stopped) return;
         // The emulator restarted or went away: read again from the checkpoint.
+        generation++;
         iterator = undefined;
         if ((error as Error).name === 'ResourceNotFoundException' || (error as Error).name === 'InvalidArgumentException') checkpoints.delete(shardId);
         errors++;
