@@ -5,7 +5,8 @@ import Redis from 'ioredis';
 import Redlock from 'redlock';
 import { Mutex } from 'redis-semaphore';
 import { acquireLock, releaseLock, withLock, type LockStrategy } from '../lib/platform/lock';
-import { chargePoints, pointLockKey } from '../lib/points/points';
+import { pointLockKey } from '../lib/points/keys';
+import { chargePoints } from '../lib/points/points';
 import { redis, type RedisClient } from '../lib/platform/redis/client';
 import { measure, report, reportLatency, section } from './harness';
 

@@ -64,8 +64,6 @@ export interface LikesDeps {
 
 const defaultDeps = (): LikesDeps => ({ redis: redis(), authors: postAuthors(), db: lazyDb() });
 
-export { likeSetKey, receivedLikesKey };
-
 /** POST /posts/{postId}/likes: liking twice is still one like. */
 export function like(postId: number, userId: number, deps: LikesDeps = defaultDeps()): Promise<LikeChange> {
   return setLiked(likeScript, true, postId, userId, deps);

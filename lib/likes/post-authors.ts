@@ -40,9 +40,6 @@ export interface PostAuthors {
   reload(postId: number): Promise<number | undefined>;
 }
 
-// The key schema lives in lib/likes/keys; re-exported for the callers that named them here.
-export { authorshipKey, postAuthorKey };
-
 /**
  * The Redis copy expires only so that eviction policies that spare keys
  * without a TTL (ElastiCache's default volatile-lru) drop this cache before

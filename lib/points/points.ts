@@ -5,8 +5,6 @@ import { callParams, changeBalance, noAccount, type BalanceRequest, type PointsD
 import CHARGE from './charge.sql';
 import { keyParams, type Reply } from './idempotency';
 
-export { pointLockKey } from './keys';
-
 /**
  * Points: reading a balance and charging it. A charge is a balance change
  * (lib/points/balance: the lock, the fencing and the one statement).

@@ -120,7 +120,7 @@ it('answers everything fast while Redis is frozen, and nothing refused takes eff
   const inspect = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
   try {
     await inspect.connect();
-    const { pointLockKey } = await import('../../lib/points/points');
+    const { pointLockKey } = await import('../../lib/points/keys');
     const lockKey = `${process.env.REDIS_KEY_PREFIX}${pointLockKey(charger)}`;
     const left = (await inspect.keys(`${process.env.REDIS_KEY_PREFIX}*{u:${charger}}*`)).map((key) => key.slice(process.env.REDIS_KEY_PREFIX!.length));
     console.log(`keys of the charger after the thaw: ${left.sort().join(' ')}`);
@@ -166,7 +166,7 @@ it('answers everything fast while Redis is frozen, and nothing refused takes eff
   const raw = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
   try {
     await raw.connect();
-    const { likeSetKey } = await import('../../lib/likes/likes');
+    const { likeSetKey } = await import('../../lib/likes/keys');
     const members = await raw.smembers(`${process.env.REDIS_KEY_PREFIX}${likeSetKey(author, postA)}`);
     expect(members.sort()).toEqual(['1000', '3000', ...servedLikes.filter((l) => l.post === postA).map((l) => String(l.user))].sort());
     // Evidence that requests did reach the frozen Redis and were refused there when it thawed.

@@ -2,7 +2,7 @@ import { handler as likeHandler } from '../../functions/like';
 import { handler as likeStatusHandler } from '../../functions/like-status';
 import { handler as unlikeHandler } from '../../functions/unlike';
 import type { HttpHandler } from '../../lib/platform/http';
-import { receivedLikesKey } from '../../lib/likes/likes';
+import { receivedLikesKey } from '../../lib/likes/keys';
 import { useTestDatabase } from '../support/database';
 import { testRedis } from '../support/redis-nodes';
 import { bodyOf, httpEvent, lambdaContext, type EventInput } from '../support/events';

@@ -1,16 +1,9 @@
 import type Redis from 'ioredis';
 import type { Queryable } from '../../lib/platform/db';
 import { InternalError, NotFoundError } from '../../lib/platform/errors';
-import {
-  like,
-  likeSetKey,
-  likeStatus,
-  receivedLikes,
-  receivedLikesKey,
-  unlike,
-  type LikesDeps,
-} from '../../lib/likes/likes';
-import { createPostAuthors, MISSING_POST_TTL_MS, postAuthorKey } from '../../lib/likes/post-authors';
+import { like, likeStatus, receivedLikes, unlike, type LikesDeps } from '../../lib/likes/likes';
+import { likeSetKey, postAuthorKey, receivedLikesKey } from '../../lib/likes/keys';
+import { createPostAuthors, MISSING_POST_TTL_MS } from '../../lib/likes/post-authors';
 import { useTestDatabase } from '../support/database';
 import { scanAll, testRedis, unlinkMatching, type TestRedisClient } from '../support/redis-nodes';
 
