@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import acquireSource from './lock/lock-acquire.lua';
 import extendSource from './lock/lock-extend.lua';
 import handoverSource from './lock/lock-handover.lua';
+import preludeSource from './lock/lock.prelude.lua';
 import raiseFenceSource from './lock/lock-raise-fence.lua';
 import { config } from './config';
 import { currentDeadline } from './deadline';
@@ -62,9 +63,9 @@ export { closeMailboxConnections } from './lock/mailbox';
  * it renews once early).
  */
 
-const acquireScript = luaScript('lockAcquire', 4, acquireSource, { deadline: true });
+export const acquireScript = luaScript('lockAcquire', 4, acquireSource, { deadline: true, prelude: preludeSource });
 const extendScript = luaScript('lockExtend', 1, extendSource, { deadline: true });
-const handoverScript = luaScript('lockHandover', 4, handoverSource);
+export const handoverScript = luaScript('lockHandover', 4, handoverSource, { prelude: preludeSource });
 const raiseFenceScript = luaScript('lockRaiseFence', 1, raiseFenceSource);
 
 /**

@@ -1,5 +1,6 @@
 import addSource from './lua/trending-add.lua';
 import fingerprintSource from './lua/trending-fingerprint.lua';
+import ordersPrelude from './lua/trending-orders.prelude.lua';
 import readSource from './lua/trending-read.lua';
 import removeSource from './lua/trending-remove.lua';
 import { logger } from '../platform/logger';
@@ -15,8 +16,8 @@ import { expiresAt, SPAN, spanOf, trendingKeys } from './keys';
  * table). A paid order is counted by one script call.
  */
 
-const addScript = luaScript('trendingAdd', 2, addSource, { deadline: true, idempotent: true });
-const removeScript = luaScript('trendingRemove', 2, removeSource, { deadline: true, idempotent: true });
+const addScript = luaScript('trendingAdd', 2, addSource, { deadline: true, idempotent: true, prelude: ordersPrelude });
+const removeScript = luaScript('trendingRemove', 2, removeSource, { deadline: true, idempotent: true, prelude: ordersPrelude });
 const readScript = luaScript('trendingRead', 1 + SPAN, readSource);
 const fingerprintScript = luaScript('trendingFingerprint', SPAN, fingerprintSource);
 

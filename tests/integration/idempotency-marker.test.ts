@@ -3,6 +3,7 @@ import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } 
 import { problem } from '../../lib/platform/http';
 import { closeRedis, redis } from '../../lib/platform/redis/client';
 import { requestHash, withRunningMarker, type IdempotencyKey } from '../../lib/points/idempotency';
+import { claimScript } from '../../lib/points/scripts';
 import { testRedis, type TestRedisClient } from '../support/redis-nodes';
 
 /** The running marker of an Idempotency-Key against real Redis (lib/points/idempotency). */
@@ -83,8 +84,7 @@ it('refuses a key that holds no running marker (a bug, a manual edit) with a 500
 });
 
 it('recognizes a re-run of the same claim (a command re-sent after a reconnect) as its own', async () => {
-  const { readFileSync } = await import('node:fs');
-  const source = readFileSync(`${__dirname}/../../lib/points/lua/idempotency-claim.lua`, 'utf8');
+  const { source } = claimScript;
   const idem = key();
   const marker = markerOf('{u:5}', idem);
   const owner = `${idem.requestHash} 0123456789abcdef`;

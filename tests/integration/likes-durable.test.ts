@@ -7,9 +7,8 @@ import type Redis from 'ioredis';
 import type { Command } from 'ioredis';
 import { checkLikes, rebuildAll } from '../../lib/likes/admin';
 import { bucketMetaKey, bucketOf, changesKey, likeScriptKeys, likeSetKey, receivedLikesKey } from '../../lib/likes/keys';
-import likeSource from '../../lib/likes/lua/like.lua';
-import unlikeSource from '../../lib/likes/lua/unlike.lua';
 import { like, likeStatus, receivedLikes, unlike, unloadPost } from '../../lib/likes/likes';
+import { likeScript, unlikeScript } from '../../lib/likes/scripts';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { NotFoundError } from '../../lib/platform/errors';
 import { createPostAuthors } from '../../lib/likes/post-authors';
@@ -314,7 +313,7 @@ describe('nothing refused happens later', () => {
     await expect(withDeadline(new Deadline(0), () => like(post.postId, userId))).rejects.toThrow(/EXPIRED|timed out/);
     // The script itself, reached after its cutoff (a paused Redis resuming): it refuses before any write.
     const keys = likeScriptKeys(post.authorId, post.postId).map((key) => w.prefix + key);
-    for (const source of [likeSource, unlikeSource]) {
+    for (const { source } of [likeScript, unlikeScript]) {
       await expect(w.raw.eval(source, keys.length, ...keys, Date.now() - 1000, userId, post.postId, post.authorId)).rejects.toThrow(/^EXPIRED/);
     }
     expect(await likeStatus(post.postId, userId)).toEqual({ postId: post.postId, likeCount: 0, likedByMe: false });

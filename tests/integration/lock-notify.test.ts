@@ -2,13 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import Redis from 'ioredis';
-import acquireSource from '../../lib/platform/lock/lock-acquire.lua';
-import handoverSource from '../../lib/platform/lock/lock-handover.lua';
 import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { LockTimeoutError } from '../../lib/platform/errors';
-import { acquireLock, closeMailboxConnections, raiseFence, releaseLock, withLock, type LockStrategy } from '../../lib/platform/lock';
+import { acquireLock, acquireScript, closeMailboxConnections, handoverScript, raiseFence, releaseLock, withLock, type LockStrategy } from '../../lib/platform/lock';
 import { closeRedis, createClient, redis, type RedisClient } from '../../lib/platform/redis/client';
-import { luaScript, runScript } from '../../lib/platform/redis/scripts';
+import { runScript } from '../../lib/platform/redis/scripts';
 import { isRedisUnavailable } from '../../lib/platform/dependency-errors';
 
 /**
@@ -326,7 +324,7 @@ describe('deadline scripts', () => {
 
   it('an acquire sent twice with the same token (a re-send after a reconnect) returns the same fence', async () => {
     const key = freshKey();
-    const script = luaScript('lockAcquire', 4, acquireSource, { deadline: true });
+    const script = acquireScript;
     const token = randomUUID();
     const run = () =>
       runScript<[number, number, number]>(script, [key, `${key}:fence`, `${key}:q`, `${key}:qt`], [5000, 60_000, token, 1000, 5000, 1000, 300, 1000, 0]);
@@ -360,8 +358,8 @@ describe('raiseFence', () => {
  * timing is involved.
  */
 describe('the queue against a model', () => {
-  const acquire = luaScript('lockAcquire', 4, acquireSource, { deadline: true });
-  const handover = luaScript('lockHandover', 4, handoverSource);
+  const acquire = acquireScript;
+  const handover = handoverScript;
 
   type Op = { kind: 'acquire'; who: number } | { kind: 'release' } | { kind: 'withdraw'; who: number };
   const op = fc.oneof(

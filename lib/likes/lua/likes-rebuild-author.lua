@@ -29,33 +29,14 @@
 -- Every change the read lacks is still in the stream, and the last page is
 -- the end of the author's: see likes-rebuild-post.lua (no like of this
 -- author's runs while the author is not loaded).
+-- The deadline check and replay_from: likes-rebuild.prelude.lua;
+-- entry_fields: likes-stream.prelude.lua.
 
-local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if nowMs > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-if redis.call('GET', KEYS[3]) ~= ARGV[2] then
-  return { 0 }
-end
-local expiry, pinned = string.match(redis.call('HGET', KEYS[7], ARGV[2]) or '', '^(%d+) (%S+)$')
-if not expiry or tonumber(expiry) < nowMs then
-  return { 0 }
-end
-
-local start = ARGV[5]
-if start == '' then
-  -- Another epoch in PostgreSQL: none of this stream's changes were applied
-  -- when it was read.
-  start = '0-0'
-  if redis.call('HGET', KEYS[5], 'epoch') == ARGV[3] and ARGV[4] ~= '' then
-    start = ARGV[4]
-  end
-  pinned = start
-end
 local lease = tonumber(ARGV[12])
-redis.call('HSET', KEYS[7], ARGV[2], string.format('%d %s', nowMs + lease, pinned))
-redis.call('PEXPIRE', KEYS[7], lease * 2)
+local start = replay_from(KEYS[3], KEYS[5], KEYS[7], lease)
+if not start then
+  return { 0 }
+end
 
 local authorId = ARGV[6]
 local count = tonumber(ARGV[7])
@@ -63,11 +44,7 @@ local seen = ARGV[8] == '1'
 local page = tonumber(ARGV[11])
 local entries = redis.call('XRANGE', KEYS[4], '(' .. start, '+', 'COUNT', page)
 for _, entry in ipairs(entries) do
-  local f = {}
-  local fields = entry[2]
-  for i = 1, #fields, 2 do
-    f[fields[i]] = fields[i + 1]
-  end
+  local f = entry_fields(entry)
   if f.a == authorId then
     count = count + (f.o == '1' and 1 or -1)
     seen = true

@@ -8,17 +8,10 @@
 -- Reply: 1 when added (and the lease and the pin renewed); 0 when the lock
 -- or the pin is no longer this rebuilder's (it stops; whoever holds the lock
 -- now rebuilds).
+-- The deadline check, own_pin and renew_pin: likes-rebuild.prelude.lua.
 
-local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if nowMs > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then
-  return 0
-end
-local expiry, pinned = string.match(redis.call('HGET', KEYS[3], ARGV[2]) or '', '^(%d+) (%S+)$')
-if not expiry or tonumber(expiry) < nowMs then
+local pinned = own_pin(KEYS[2], KEYS[3], ARGV[2])
+if not pinned then
   return 0
 end
 -- unpack() is bounded by the Lua stack; add in batches.
@@ -27,8 +20,7 @@ for first = 4, #ARGV, 1000 do
 end
 local lease = tonumber(ARGV[3])
 redis.call('PEXPIRE', KEYS[2], lease)
-redis.call('HSET', KEYS[3], ARGV[2], string.format('%d %s', nowMs + lease, pinned))
-redis.call('PEXPIRE', KEYS[3], lease * 2)
+renew_pin(KEYS[3], ARGV[2], lease, pinned)
 -- The work set dies with an abandoned rebuild.
 redis.call('PEXPIRE', KEYS[1], lease * 2)
 return 1

@@ -11,19 +11,13 @@
 --       [3] the lock's lease in ms
 -- Reply: 1 when this caller now holds the lock and must rebuild; 0 when
 -- another caller holds it; 2 when nothing is to be done (already loaded).
+-- The deadline check and renew_pin: likes-rebuild.prelude.lua.
 
-local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if nowMs > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 2
 end
 if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  redis.call('HSET', KEYS[3], ARGV[2], string.format('%d 0-0', nowMs + tonumber(ARGV[3])))
-  -- Every pin expires within a lease: the hash outlives none of them.
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]) * 2)
+  renew_pin(KEYS[3], ARGV[2], tonumber(ARGV[3]), '0-0')
   return 1
 end
 return 0

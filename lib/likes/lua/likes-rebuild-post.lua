@@ -26,43 +26,20 @@
 -- stream changes in order, so a (post, user) with no change after the entry
 -- read first has the same row in every later read, and one with changes ends
 -- as its last change says, whichever pages saw which.
-
-local now = redis.call('TIME')
-local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if nowMs > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-if redis.call('GET', KEYS[4]) ~= ARGV[2] then
-  return { 0 }
-end
-local expiry, pinned = string.match(redis.call('HGET', KEYS[7], ARGV[2]) or '', '^(%d+) (%S+)$')
-if not expiry or tonumber(expiry) < nowMs then
-  return { 0 }
-end
-
-local start = ARGV[5]
-if start == '' then
-  -- Another epoch in PostgreSQL: none of this stream's changes were applied
-  -- when it was read.
-  start = '0-0'
-  if redis.call('HGET', KEYS[6], 'epoch') == ARGV[3] and ARGV[4] ~= '' then
-    start = ARGV[4]
-  end
-  pinned = start
-end
-local lease = tonumber(ARGV[8])
-redis.call('HSET', KEYS[7], ARGV[2], string.format('%d %s', nowMs + lease, pinned))
-redis.call('PEXPIRE', KEYS[7], lease * 2)
+-- The deadline check and replay_from: likes-rebuild.prelude.lua;
+-- entry_fields: likes-stream.prelude.lua.
 
 local postId = ARGV[6]
+local lease = tonumber(ARGV[8])
+local start = replay_from(KEYS[4], KEYS[6], KEYS[7], lease)
+if not start then
+  return { 0 }
+end
+
 local page = tonumber(ARGV[7])
 local entries = redis.call('XRANGE', KEYS[5], '(' .. start, '+', 'COUNT', page)
 for _, entry in ipairs(entries) do
-  local f = {}
-  local fields = entry[2]
-  for i = 1, #fields, 2 do
-    f[fields[i]] = fields[i + 1]
-  end
+  local f = entry_fields(entry)
   if f.p == postId then
     if f.o == '1' then
       redis.call('SADD', KEYS[1], f.u)

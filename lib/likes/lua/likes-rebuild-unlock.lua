@@ -4,11 +4,8 @@
 -- KEYS (one hash tag): [1] the rebuild lock  [2] the bucket's pins HASH
 -- ARGV: [1] the request's cutoff (epoch ms)  [2] the holder's token
 -- Reply: 1 when the lock was released, 0 when it was no longer this holder's.
+-- The deadline check: likes-rebuild.prelude.lua.
 
-local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
 redis.call('HDEL', KEYS[2], ARGV[2])
 if redis.call('GET', KEYS[1]) == ARGV[2] then
   return redis.call('DEL', KEYS[1])

@@ -14,6 +14,7 @@
 --        a sync that died before its trim): the caller trims them.
 -- Reads only. Reading after the record, not from the head, keeps the sync
 -- going while a pin holds trims back.
+-- entry_fields: likes-stream.prelude.lua.
 
 local epoch = redis.call('HGET', KEYS[2], 'epoch') or ''
 local start = '-'
@@ -28,11 +29,7 @@ end
 local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[1])
 local lines = {}
 for i, entry in ipairs(entries) do
-  local f = {}
-  local fields = entry[2]
-  for j = 1, #fields, 2 do
-    f[fields[j]] = fields[j + 1]
-  end
+  local f = entry_fields(entry)
   lines[i] = entry[1] .. ' ' .. f.s .. ' ' .. f.p .. ' ' .. f.u .. ' ' .. f.o .. ' ' .. f.t
 end
 return { epoch, table.concat(lines, '\n'), recorded }

@@ -9,6 +9,7 @@
 -- Reply: the number of entries dropped; 0 when the stream is another epoch's
 -- now (Redis lost its data since the read: nothing of it is ours to trim).
 -- What a pin holds back is trimmed by a later sync.
+-- parse_id and id_before: likes-stream.prelude.lua.
 
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -19,28 +20,18 @@ if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then
   return 0
 end
 
-local function parse(id)
-  local ms, n = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(n)
-end
-local function before(a, b)
-  local am, an = parse(a)
-  local bm, bn = parse(b)
-  return am < bm or (am == bm and an < bn)
-end
-
 local upto = ARGV[3]
 local pins = redis.call('HGETALL', KEYS[3])
 for i = 1, #pins, 2 do
   local expiry, pinned = string.match(pins[i + 1], '^(%d+) (%S+)$')
   if not expiry or tonumber(expiry) < nowMs then
     redis.call('HDEL', KEYS[3], pins[i])
-  elseif before(pinned, upto) then
+  elseif id_before(pinned, upto) then
     upto = pinned
   end
 end
 
-local ms, n = parse(upto)
+local ms, n = parse_id(upto)
 if ms == 0 and n == 0 then
   return 0
 end

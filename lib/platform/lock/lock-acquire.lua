@@ -22,63 +22,12 @@
 --        not yet collected), {0, ms left on the current lease, 0}, or
 --        {-1, ms left on the current lease, 0} when the queue is full and the
 --        caller was not queued.
-local now = redis.call('TIME')
+-- now, now_ms, the keys and the functions that acquire shares with
+-- lock-handover.lua: lock.prelude.lua.
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
   return redis.error_reply('EXPIRED the request gave up before this ran')
 end
-local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local now_ms = math.floor(now_us / 1000)
-local lock, counter, queue, times = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token = ARGV[4]
-
--- Keep the three functions below in step with lock-handover.lua.
-
--- A counter alone restarts at 1 when Redis loses it (a failover without
--- persistence, an eviction), and the database would then refuse every write
--- as stale. Never issuing less than Redis TIME in microseconds keeps tokens
--- increasing across such a loss. %.0f: tostring() keeps 14 digits only.
-local function issue_fence()
-  local fence = redis.call('INCR', counter)
-  if fence < now_us then
-    fence = now_us
-    redis.call('SET', counter, string.format('%.0f', fence))
-  end
-  redis.call('PEXPIRE', counter, ARGV[3])
-  return string.format('%.0f', fence)
-end
-
--- The oldest waiter still waiting, with its lease until and handover lease;
--- entries of waiters that gave up or went silent are dropped on the way.
-local function live_head()
-  while true do
-    local head = redis.call('LINDEX', queue, 0)
-    if not head then return nil end
-    local entry = redis.call('HGET', times, head)
-    if entry then
-      local wait_until, lease_until, handover = string.match(entry, '^(%d+):(%d+):(%d+)$')
-      if wait_until and tonumber(wait_until) > now_ms and tonumber(lease_until) > now_ms then
-        return head, tonumber(lease_until), tonumber(handover)
-      end
-    end
-    redis.call('LPOP', queue)
-    redis.call('HDEL', times, head)
-  end
-end
-
--- The waiter becomes the holder before it knows: its BLPOP (or its next
--- poll, which finds its own token) collects the fence. The short lease bounds
--- what a waiter that died after its last check costs the ones behind it.
-local function hand_over(head, lease_until, handover)
-  redis.call('LPOP', queue)
-  redis.call('HDEL', times, head)
-  local fence = issue_fence()
-  local lease = math.min(handover, lease_until - now_ms)
-  redis.call('SET', lock, head .. ':' .. fence, 'PX', lease)
-  local mailbox = lock .. ':w:' .. head
-  -- When it was handed over, so a waiter that collects it late knows to check it.
-  redis.call('RPUSH', mailbox, fence .. ':' .. lease .. ':' .. now_ms)
-  redis.call('PEXPIRE', mailbox, lease)
-end
 
 -- False, writing nothing, when the queue is full and the caller not in it.
 local function enqueue(held_for)

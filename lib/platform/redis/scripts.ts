@@ -31,12 +31,21 @@ export interface LuaScript {
   readonly idempotent: boolean;
 }
 
+const declared: LuaScript[] = [];
+
+/**
+ * Declares a script. `prelude`: Lua shared by several scripts (local
+ * functions, each file saying what it provides and who uses it), joined in
+ * front of the script's own text, in order, so shared Lua has one source; the
+ * script's SHA is that of the joined text.
+ */
 export function luaScript(
   name: string,
   numberOfKeys: number,
-  source: string,
-  options: { deadline?: boolean; idempotent?: boolean } = {},
+  body: string,
+  options: { deadline?: boolean; idempotent?: boolean; prelude?: string | readonly string[] } = {},
 ): LuaScript {
+  const source = [options.prelude ?? []].flat().concat(body).join('\n');
   const deadline = options.deadline ?? false;
   const idempotent = options.idempotent ?? false;
   if (idempotent && !deadline) throw new Error(`${name}: only a deadline script can be retried safely`);
@@ -45,7 +54,14 @@ export function luaScript(
   }
   const digest = sha1(source);
   if (deadline) deadlineShas.add(digest);
-  return { name, numberOfKeys, source, sha1: digest, deadline, idempotent };
+  const script = { name, numberOfKeys, source, sha1: digest, deadline, idempotent };
+  declared.push(script);
+  return script;
+}
+
+/** Every script declared so far (tests: each one loads in real Redis). */
+export function declaredScripts(): readonly LuaScript[] {
+  return declared;
 }
 
 type ScriptRunner = (...keysAndArgs: (string | number)[]) => Promise<unknown>;

@@ -9,15 +9,9 @@
 --        request already running; an error starting EXPIRED, having written
 --        nothing, once Redis TIME is past the cutoff; an error starting
 --        CORRUPT when the key holds what no claim writes.
-local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  return false
-end
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[2] then
+-- The deadline check and set_marker: marker.prelude.lua.
+local current = set_marker('PX')
+if not current then
   return false
 end
 local hash = string.match(current, '^(%S+) %S+$')

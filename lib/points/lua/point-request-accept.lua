@@ -10,15 +10,9 @@
 --        already ran: a re-sent command finds its own nonce), or the hash
 --        the marker was first set with; an error starting EXPIRED, having
 --        written nothing, once Redis TIME is past the cutoff.
-local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then
-  return false
-end
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[2] then
+-- The deadline check and set_marker: marker.prelude.lua.
+local current = set_marker('EX')
+if not current then
   return false
 end
 return string.match(current, '^%S+')

@@ -9,12 +9,8 @@
 -- the minute's keys expire (epoch s); ARGV[3..]: order id, lines, alternating
 -- Reply: how many of the orders were not counted before (and now are);
 -- error EXPIRED when the request gave up before this ran (nothing written)
-local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-local P = 1000000007
-local sum = tonumber(redis.call('HGET', KEYS[2], 'sum') or '0')
+-- The deadline check, P and held_sum: trending-orders.prelude.lua.
+local sum = held_sum()
 local added = 0
 for i = 3, #ARGV, 2 do
   if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then

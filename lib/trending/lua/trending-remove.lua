@@ -6,12 +6,8 @@
 -- ARGV[1]: the request's cutoff (epoch ms, lib/platform/redis); ARGV[2..]: order ids
 -- Reply: how many orders were removed; error EXPIRED when the request gave up
 -- before this ran (nothing written)
-local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
-  return redis.error_reply('EXPIRED the request gave up before this ran')
-end
-local P = 1000000007
-local sum = tonumber(redis.call('HGET', KEYS[2], 'sum') or '0')
+-- The deadline check, P and held_sum: trending-orders.prelude.lua.
+local sum = held_sum()
 local removed = 0
 for i = 2, #ARGV do
   local lines = redis.call('HGET', KEYS[2], ARGV[i])
