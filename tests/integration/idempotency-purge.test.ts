@@ -41,6 +41,6 @@ it('deletes only replies older than the retention, in batches, and keeps every r
 it('runs as the scheduled function with the configured retention (7 days by default)', async () => {
   await storeReplies(4, 8 * 24, 'old-');
   await storeReplies(1, 1, 'fresh-');
-  expect(await handler()).toEqual({ purged: 4, purgedRequests: 0 });
+  expect(await handler()).toEqual({ purged: 4, purgedRequests: 0, purgedQueued: 0 });
   expect(await keysLeft()).toEqual(['fresh-1']);
 });

@@ -410,6 +410,24 @@ describe('queued and direct requests of one user racing', () => {
   });
 });
 
+describe('the daily purge', () => {
+  it('deletes outcome rows older than the retention, keeps the others', async () => {
+    const { purgePointRequests } = await import('../../lib/points/queue/purge');
+    const userId = await fresh.user(0);
+    const row = (id: string, age: string) =>
+      t.pg.query(
+        `INSERT INTO point_requests (request_id, user_id, route, status, status_code, result, accepted_at, applied_at)
+         VALUES ($1, $2, 'POST /points/charge', 'REJECTED', 503, '{}', now() - $3::interval, now() - $3::interval)`,
+        [id, userId, age],
+      );
+    await row('purge-old', '8 days');
+    await row('purge-recent', '6 days');
+    expect(await purgePointRequests(7)).toBe(1);
+    const { rows } = await t.pg.query('SELECT request_id FROM point_requests WHERE user_id = $1', [userId]);
+    expect(rows).toEqual([{ request_id: 'purge-recent' }]);
+  });
+});
+
 /** The data of the record that carried requestId, read back from the stream. */
 async function firstRecordOf(requestId: string): Promise<string> {
   const { GetShardIteratorCommand, GetRecordsCommand, ListShardsCommand } = await import('@aws-sdk/client-kinesis');
