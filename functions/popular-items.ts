@@ -1,13 +1,6 @@
-import * as z from 'zod/mini';
 import { callerId } from '../lib/platform/auth';
-import { httpHandler, parseQuery, queryCount } from '../lib/platform/http';
-import { DEFAULT_QUERY, MAX_DAYS, MAX_LIMIT, popularItemsJson } from '../lib/popular-items/popular-items';
-
-/** Exported for lib/openapi, which documents the query from this very schema. */
-export const querySchema = z.object({
-  days: queryCount(MAX_DAYS, DEFAULT_QUERY.days),
-  limit: queryCount(MAX_LIMIT, DEFAULT_QUERY.limit),
-});
+import { httpHandler, parseQuery } from '../lib/platform/http';
+import { popularItemsJson, popularItemsQuery } from '../lib/popular-items/popular-items';
 
 /**
  * GET /items/popular?days=&limit=: the same answer for every caller, but a
@@ -17,6 +10,6 @@ export const querySchema = z.object({
  */
 export const handler = httpHandler(async (event) => {
   callerId(event);
-  const query = parseQuery(event, querySchema);
+  const query = parseQuery(event, popularItemsQuery);
   return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: await popularItemsJson(query) };
 });

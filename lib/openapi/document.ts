@@ -1,8 +1,8 @@
 import * as z from 'zod/mini';
-import { querySchema as popularItemsQuery } from '../../functions/popular-items';
 import { idString } from '../platform/http';
 import { orderRequest } from '../points/orders';
 import { chargeRequest } from '../points/points';
+import { popularItemsQuery } from '../popular-items/popular-items';
 import { trendingQuery } from '../trending/trending';
 import * as bodies from './schemas';
 

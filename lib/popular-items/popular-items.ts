@@ -1,7 +1,9 @@
+import * as z from 'zod/mini';
 import { addDays, businessDate, msUntilNextMidnight } from '../platform/business-time';
 import { cachedField, evictGroup, sharedInstanceTier, type CacheSettings, type InstanceTier } from '../platform/cache';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
+import { queryCount } from '../platform/http';
 import type { RedisClient } from '../platform/redis/client';
 import { rankFromRollup } from './ranking';
 import { recomputeDays } from './rollup';
@@ -26,6 +28,12 @@ import { recomputeDays } from './rollup';
 export const MAX_DAYS = 30;
 export const MAX_LIMIT = 50;
 export const DEFAULT_QUERY: Readonly<PopularItemsQuery> = { days: 3, limit: 5 };
+
+/** The query of GET /items/popular; lib/openapi documents it from this very schema. */
+export const popularItemsQuery = z.object({
+  days: queryCount(MAX_DAYS, DEFAULT_QUERY.days),
+  limit: queryCount(MAX_LIMIT, DEFAULT_QUERY.limit),
+});
 
 export interface PopularItemsQuery {
   days: number;
