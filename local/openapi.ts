@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { loadLuaAsText, localSettings, projectRoot, useLocalStackEnv } from './env';
+import { loadLuaAsText, projectRoot } from './env';
 
 export const OPENAPI_FILE = join(projectRoot, 'lib', 'openapi', 'openapi.json');
 
@@ -16,8 +16,7 @@ export function openApiText(document: unknown): string {
 }
 
 async function main(): Promise<void> {
-  // The document imports handler code, which validates stage local's settings at import.
-  useLocalStackEnv(localSettings(), 'http://127.0.0.1:4010');
+  // The schemas' modules import Lua scripts and SQL statements (bundled as text).
   loadLuaAsText();
   const { openApiDocument } = await import('../lib/openapi/document');
   const text = openApiText(openApiDocument());
