@@ -4,7 +4,7 @@
  * balance and stock its predecessors left (a recursive CTE over the run),
  * then every effect is written, and every outcome stored in point_requests
  * with it. The same checks and the same bodies as a direct charge or
- * payment (lib/points/points, lib/points/orders); an Idempotency-Key shares
+ * payment (lib/points/charge.sql, lib/points/pay.sql); an Idempotency-Key shares
  * idempotency_keys with the direct path, so a key is applied once whichever
  * way it came.
  *

@@ -165,7 +165,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       hash: request.hash ?? null,
       accepted_ms: request.at,
     }));
-  const timeoutMs = config().pointRequests.runTimeoutMs;
+  const timeoutMs = queueSettings().POINT_REQUEST_RUN_TIMEOUT_MS;
   const verdict = await withLock(
     lockKey,
     async (lease) => {
@@ -184,7 +184,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       );
       return rows[0]!;
     },
-    { ...deps.lock, client, remainingTimeMs: deps.remainingTimeMs },
+    { ...pointLockOptions(), ...deps.lock, client, remainingTimeMs: deps.remainingTimeMs },
   ).catch((error: unknown) => {
     // The same request id inserted by a statement that won a race (a lost
     // reply's statement and its retry): the retry finds its row.
@@ -195,7 +195,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
   });
   if (verdict.state === 'stale_fence') {
     metric('StaleFence');
-    // As in lib/points/points: a database ahead of Redis' counter would refuse this user forever.
+    // As in lib/points/balance: a database ahead of Redis' counter would refuse this user forever.
     if (verdict.lock_fence !== null) await raiseFence(lockKey, verdict.lock_fence, client).catch(() => undefined);
     throw new RunRetry('a newer lock holder has written');
   }
