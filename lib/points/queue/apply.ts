@@ -165,7 +165,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       hash: request.hash ?? null,
       accepted_ms: request.at,
     }));
-  const timeoutMs = queueSettings().POINT_REQUEST_RUN_TIMEOUT_MS;
+  const timeoutMs = config().pointRequests.runTimeoutMs;
   const verdict = await withLock(
     lockKey,
     async (lease) => {
@@ -184,7 +184,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       );
       return rows[0]!;
     },
-    { ...pointLockOptions(), ...deps.lock, client, remainingTimeMs: deps.remainingTimeMs },
+    { ...deps.lock, client, remainingTimeMs: deps.remainingTimeMs },
   ).catch((error: unknown) => {
     // The same request id inserted by a statement that won a race (a lost
     // reply's statement and its retry): the retry finds its row.
