@@ -8,6 +8,7 @@ import { syncLikes } from '../lib/likes/sync';
 import { config } from '../lib/platform/config';
 import { redis, type RedisClient } from '../lib/platform/redis/client';
 import { measure, report, reportLatency, section, type LatencyStats } from './harness';
+import { likesSettings } from '../lib/likes/settings';
 
 /**
  * A warm like through the service code, against what it cannot beat: a raw
@@ -121,7 +122,7 @@ async function measureSync(): Promise<void> {
       }),
     );
   }
-  const batch = config().likes.syncBatchSize;
+  const batch = likesSettings().LIKES_SYNC_BATCH_SIZE;
   const started = performance.now();
   const summary = await syncLikes();
   const syncMs = performance.now() - started;
@@ -174,7 +175,7 @@ async function measureRebuild(client: RedisClient): Promise<void> {
   pinging = false;
   await pings;
   if (status.likeCount !== likes) throw new Error(`rebuilt ${status.likeCount} likes, not ${likes}`);
-  report('rebuild of a post with 100,000 likes (first request)', `${rebuildMs.toFixed(0)} ms, in chunks of ${config().likes.rebuildChunkSize}`);
+  report('rebuild of a post with 100,000 likes (first request)', `${rebuildMs.toFixed(0)} ms, in chunks of ${likesSettings().LIKES_REBUILD_CHUNK_SIZE}`);
   report('longest PING during the rebuild', `${worstPing.toFixed(2)} ms (PING p99 ${ping.p99.toFixed(3)} ms when idle)`);
 }
 

@@ -9,6 +9,7 @@ import { applyBatch } from '../lib/points/queue/apply';
 import { ensureKinesis, kinesisClient, type LocalKinesis } from '../local/kinesis';
 import { startPoller } from '../local/kinesis-poller';
 import { report, section } from './harness';
+import { queueSettings } from '../lib/points/queue/settings';
 
 /**
  * Queued point requests against the lock, side by side in one run, for one
@@ -38,7 +39,7 @@ export async function startBenchKinesis(): Promise<LocalKinesis> {
 let nextUser = 9_000_000;
 
 export async function run(): Promise<void> {
-  if (!config().pointRequests.endpoint) throw new Error('bench/queue needs the emulator bench/run.ts starts (KINESIS_ENDPOINT)');
+  if (!config().kinesis.endpoint) throw new Error('bench/queue needs the emulator bench/run.ts starts (KINESIS_ENDPOINT)');
   const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
   url.pathname = `/${config().db.database}`;
   const pg = new Client({ connectionString: url.toString() });
@@ -130,7 +131,7 @@ async function queuedRun(pg: Client, userCount: number) {
   const acceptSeconds = (performance.now() - acceptStarted) / 1000;
 
   // The backlog is on the stream: the consumer now applies it as the mapping would.
-  const kinesisUrl = config().pointRequests.endpoint!;
+  const kinesisUrl = config().kinesis.endpoint!;
   const client = kinesisClient(kinesisUrl);
   let runs = 0;
   let batches = 0;
@@ -141,7 +142,7 @@ async function queuedRun(pg: Client, userCount: number) {
   const applied = await counted(async (database) => {
     poller = startPoller({
       client,
-      stream: config().pointRequests.stream,
+      stream: queueSettings().POINT_REQUEST_STREAM,
       streamArn: 'arn:aws:kinesis:us-east-1:000000000000:stream/bench',
       batchSize: 100,
       checkpoints: checkpoints,

@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
-import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { idString } from '../platform/http';
 import { lazyDb } from '../platform/lazy-db';
 import { redis, type RedisClient } from '../platform/redis/client';
 import { authorshipKey, postAuthorKey } from './keys';
+import { likesSettings } from './settings';
 
 /**
  * Who wrote a post: `posts.author_id`, never something the client says.
@@ -70,7 +70,7 @@ export function createPostAuthors(client: RedisClient, database: Queryable, maxE
       // Two slots, so two commands, sent together: one round trip of latency.
       await Promise.all([
         client.set(postAuthorKey(postId), authorId, 'EX', REDIS_TTL_SECONDS),
-        client.set(authorshipKey(authorId, postId), 1, 'EX', config().likes.postRecheckSeconds),
+        client.set(authorshipKey(authorId, postId), 1, 'EX', likesSettings().LIKES_POST_RECHECK_SECONDS),
       ]);
     }
     return authorId;

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { type RedisClient } from '../platform/redis/client';
@@ -26,6 +25,7 @@ import {
   rebuildPostScript as finishPostScript,
   rebuildUnlockScript as unlockScript,
 } from './scripts';
+import { likesSettings } from './settings';
 
 /**
  * Rebuild on first use: when Redis does not hold a post's likes or an
@@ -121,7 +121,7 @@ export async function loadAuthorLikes(authorId: number, deps: RebuildDeps): Prom
 async function asTheOneRebuilder(lock: string, loaded: string, bucket: number, client: RedisClient, rebuild: (token: string) => Promise<boolean>): Promise<void> {
   const token = randomUUID();
   const pins = bucketPinsKey(bucket);
-  const elected = await runScript<number>(lockScript, [lock, loaded, pins], [token, config().likes.rebuildLeaseMs], client);
+  const elected = await runScript<number>(lockScript, [lock, loaded, pins], [token, likesSettings().LIKES_REBUILD_LEASE_MS], client);
   if (elected === 2) return;
   if (elected === 0) {
     await sleep(POLL_MS);
@@ -141,7 +141,7 @@ async function rebuildPost(authorId: number, postId: number, token: string, deps
   const lock = postRebuildLockKey(authorId, postId);
   const work = postRebuildWorkKey(authorId, postId, token);
   const pins = bucketPinsKey(bucket);
-  const { rebuildLeaseMs, rebuildChunkSize } = config().likes;
+  const { LIKES_REBUILD_LEASE_MS: rebuildLeaseMs, LIKES_REBUILD_CHUNK_SIZE: rebuildChunkSize } = likesSettings();
   let mark: SyncMark | undefined;
   let after = 0;
   let total = 0;
@@ -198,7 +198,7 @@ async function rebuildAuthor(authorId: number, token: string, deps: RebuildDeps)
   let count = String(Number(row?.likes ?? 0));
   let seen = '0';
   for (;;) {
-    const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', from, authorId, count, seen, hasPosts ? '1' : '0', EMPTY_AUTHOR_TTL_SECONDS, REPLAY_PAGE, config().likes.rebuildLeaseMs];
+    const args = [token, row?.epoch ?? '', row?.last_entry_id ?? '', from, authorId, count, seen, hasPosts ? '1' : '0', EMPTY_AUTHOR_TTL_SECONDS, REPLAY_PAGE, likesSettings().LIKES_REBUILD_LEASE_MS];
     const reply = await runScript<[number, (string | number)?, string?, number?]>(finishAuthorScript, keys, args, deps.redis);
     if (reply[0] === 0) return false;
     if (reply[0] === 1) {

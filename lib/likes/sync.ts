@@ -1,4 +1,3 @@
-import { config } from '../platform/config';
 import { asJson, db, type Queryable } from '../platform/db';
 import { logger } from '../platform/logger';
 import { metric } from '../platform/metrics';
@@ -6,6 +5,7 @@ import { redis, type RedisClient } from '../platform/redis/client';
 import { runScript } from '../platform/redis/scripts';
 import { LIKE_BUCKETS, bucketMetaKey, bucketPinsKey, changesKey } from './keys';
 import { syncReadScript as readScript, syncTrimScript as trimScript } from './scripts';
+import { likesSettings } from './settings';
 
 /**
  * sync-likes: moves the changes that the like scripts appended to the bucket
@@ -145,7 +145,7 @@ SELECT (SELECT json_agg(bucket) FROM moved) AS moved,
 
 /** Syncs until no change is pending (or keepGoing says stop). */
 export async function syncLikes(deps: SyncDeps = { redis: redis(), db: db() }, options: SyncOptions = {}): Promise<SyncSummary> {
-  const batchSize = options.batchSize ?? config().likes.syncBatchSize;
+  const batchSize = options.batchSize ?? likesSettings().LIKES_SYNC_BATCH_SIZE;
   const summary: SyncSummary = { applied: 0, alreadyApplied: 0, transactions: 0, rounds: 0, caughtUp: false };
   let idleRounds = 0;
   while (options.keepGoing?.() ?? true) {

@@ -3,14 +3,16 @@ import './zod-messages';
 import { LOCAL_ISSUER } from './local-token';
 
 /**
- * The one place that reads process.env. Validated once per cold start; a bad
- * value fails the cold start with an error naming the variable, instead of a
- * confusing failure on the first request that touches it.
+ * The one place that reads process.env: the platform's settings here, and the
+ * one loader of every feature's own (featureSettings: each feature declares
+ * its schema in its folder, e.g. lib/likes/settings.ts). Validated once per
+ * cold start; a bad value fails the cold start with an error naming the
+ * variable, instead of a confusing failure on the first request that touches it.
  */
 
 // One schema under every default: building zod schemas is a good part of the config's cold start cost.
 const positiveInteger = z.coerce.number().check(z.int(), z.positive());
-const positiveInt = (fallback: number) => z._default(positiveInteger, fallback);
+export const positiveInt = (fallback: number) => z._default(positiveInteger, fallback);
 
 /**
  * Intl's list of canonical zones first, which is far cheaper at cold start
@@ -36,9 +38,9 @@ const flag = z.pipe(
   flagText,
   z.transform((value: z.output<typeof flagText>) => value === 'true' || value === '1'),
 );
-const text = z.string().check(z.minLength(1));
+export const text = z.string().check(z.minLength(1));
 
-const schema = z.object({
+export const platformSchema = z.object({
   STAGE: text,
   /** Set by serverless-offline: requests are served on a developer's machine. */
   IS_OFFLINE: flag,
@@ -89,12 +91,6 @@ const schema = z.object({
    * call failed after it was sent, whether it committed (lib/points/resolve).
    */
   DB_RESOLVE_BUDGET_MS: positiveInt(800),
-  /**
-   * The function's timeout in seconds, set in serverless.yml on the
-   * functions that take the point lock (charge, pay): the cold start checks
-   * that the lock wait, the statement and its resolution fit inside it.
-   */
-  FUNCTION_TIMEOUT_S: z.optional(z.coerce.number().check(z.positive())),
 
   JWT_ISSUER: text,
   JWT_AUDIENCE: text,
@@ -127,30 +123,10 @@ const schema = z.object({
   DEFAULT_REQUEST_BUDGET_MS: positiveInt(10000),
 
   /**
-   * Points (lib/points/balance, lib/platform/lock): a holder's lease on the user's lock,
-   * renewed while it works (every third); short, so a holder that died frees the lock soon
-   * (docs/decisions/004-fencing-tokens-and-leases.md).
+   * Cache-aside (lib/platform/cache). Platform settings: one mechanism and one
+   * instance tier serve every feature, and no feature chooses its own.
+   * How long one filler may hold a value's lock.
    */
-  POINT_LOCK_LEASE_MS: positiveInt(2000),
-  /** How a request waits for the user's lock: 'notify' (queued, handed over), 'spin' (polling), 'fail-fast'. */
-  POINT_LOCK_STRATEGY: z._default(z.enum(['notify', 'spin', 'fail-fast']), 'notify'),
-  /**
-   * The per-user cap on point requests waiting for the lock ('notify'): one
-   * more is refused 409 LOCK_TIMEOUT by its acquire call alone; past what the
-   * wait budget can serve (docs/decisions/005-lock-wait-budget-and-cap.md). 0: no cap.
-   */
-  POINT_LOCK_MAX_WAITERS: z._default(z.coerce.number().check(z.int(), z.minimum(0)), 256),
-  /**
-   * How long a request waits for the user's lock before 409 LOCK_TIMEOUT
-   * (docs/decisions/005-lock-wait-budget-and-cap.md).
-   */
-  POINT_LOCK_WAIT_BUDGET_MS: positiveInt(8000),
-  /** Longest life of the "still running" marker of an Idempotency-Key (never beyond the Lambda's). */
-  IDEMPOTENCY_MARKER_TTL_MS: positiveInt(15000),
-  /** Stored Idempotency-Key replies older than this are purged daily; docs/api.md promises at least one day. */
-  IDEMPOTENCY_RETENTION_DAYS: positiveInt(7),
-
-  /** Cache-aside (lib/platform/cache): how long one filler may hold a value's lock. */
   CACHE_LOCK_TTL_MS: positiveInt(5000),
   /** How long the other callers wait for that fill before asking the database themselves. */
   CACHE_WAIT_BUDGET_MS: positiveInt(1500),
@@ -169,38 +145,11 @@ const schema = z.object({
   CACHE_INSTANCE_MAX_ENTRIES: positiveInt(2000),
   CACHE_INSTANCE_MAX_BYTES: positiveInt(16 * 1024 * 1024),
 
-  /**
-   * Durable likes (lib/likes): a post deleted from the database stops taking
-   * likes (404) at most this long after, when its authorship marker expires
-   * and is checked against the database again.
-   */
-  LIKES_POST_RECHECK_SECONDS: positiveInt(300),
-  /** Lease of the lock that lets one caller rebuild a post's likes or an author's count; renewed per chunk. */
-  LIKES_REBUILD_LEASE_MS: positiveInt(5000),
-  /** User ids per Redis call when a post's likes are rebuilt, so Redis is never blocked for long. */
-  LIKES_REBUILD_CHUNK_SIZE: positiveInt(2000),
-  /** Changes per sync-likes transaction (one multi-row statement): keeps each Data API request small. */
-  LIKES_SYNC_BATCH_SIZE: positiveInt(1000),
-
-  /**
-   * Queued point requests (lib/points/queue): the Kinesis stream that
-   * carries them, keyed by user. serverless.yml sets it per stage.
-   */
-  POINT_REQUEST_STREAM: z._default(text, 'point-requests'),
-  /** Only for the local stack and tests: the local Kinesis emulator (plain HTTP). */
+  /** Only for the local stack and tests: the local Kinesis emulator (plain HTTP; lib/platform/stream). */
   KINESIS_ENDPOINT: z.optional(z.url()),
-  /**
-   * How long a queued request's "accepted" marker lives in Redis: what GET
-   * /points/requests/{id} answers PENDING from until the outcome row exists.
-   * Longer than the stream keeps a record (24 h), so a request cannot be
-   * forgotten while it may still be applied.
-   */
-  POINT_REQUEST_MARKER_TTL_S: positiveInt(90000),
-  /** How long the consumer waits for one user's run statement (lib/points/queue/apply): a run is up to a batch of requests. */
-  POINT_REQUEST_RUN_TIMEOUT_MS: positiveInt(3000),
 });
 
-export type Env = z.input<typeof schema>;
+export type Env = z.input<typeof platformSchema>;
 
 export interface Config {
   stage: string;
@@ -236,8 +185,6 @@ export interface Config {
   tracing: boolean;
   businessTimeZone: string;
   deadline: { safetyMarginMs: number; clockSkewMarginMs: number; defaultBudgetMs: number };
-  pointLock: { leaseMs: number; waitBudgetMs: number; strategy: 'notify' | 'spin' | 'fail-fast'; maxWaiters: number };
-  idempotency: { markerTtlMs: number; retentionDays: number };
   cache: {
     lockTtlMs: number;
     waitBudgetMs: number;
@@ -245,13 +192,7 @@ export interface Config {
     ttlJitterMs: number;
     instance: { freshMs: number; maxEntries: number; maxBytes: number };
   };
-  likes: {
-    postRecheckSeconds: number;
-    rebuildLeaseMs: number;
-    rebuildChunkSize: number;
-    syncBatchSize: number;
-  };
-  pointRequests: { stream: string; endpoint: string | undefined; markerTtlSeconds: number; runTimeoutMs: number };
+  kinesis: { endpoint: string | undefined };
 }
 
 /** Stages that only ever run on a developer's machine or in CI: `local` (npm start), and the test and bench processes. */
@@ -261,7 +202,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export function parseConfig(env: Record<string, string | undefined>): Config {
+/** Validates settings against a schema whose keys are the variables' names; an error names each variable at fault. */
+export function parseSettings<Schema extends z.ZodMiniObject>(schema: Schema, env: Record<string, string | undefined>): z.output<Schema> {
   // serverless.yml renders an unset optional param as '', which means "not set".
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const parsed = z.safeParse(schema, present);
@@ -269,22 +211,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid environment: ${problems.join('; ')}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const e = parseSettings(platformSchema, env);
   // Real Lambda sets AWS_LAMBDA_FUNCTION_NAME; serverless-offline sets it too,
   // but also IS_OFFLINE (docs/decisions/009-local-shortcuts-off-aws.md).
   const inRealLambda = e.AWS_LAMBDA_FUNCTION_NAME !== undefined && !e.IS_OFFLINE;
-  if (e.FUNCTION_TIMEOUT_S !== undefined) {
-    // A request that waits the whole lock budget must still have time for its
-    // statement and that statement's resolution, and answer before the platform
-    // kills it (docs/decisions/005-lock-wait-budget-and-cap.md).
-    const needed =
-      e.POINT_LOCK_WAIT_BUDGET_MS + e.DB_CALL_TIMEOUT_MS + e.DB_RESOLVE_BUDGET_MS + e.DEADLINE_SAFETY_MARGIN_MS + e.CLOCK_SKEW_MARGIN_MS;
-    if (e.FUNCTION_TIMEOUT_S * 1000 <= needed) {
-      throw new ConfigError(
-        `invalid environment: FUNCTION_TIMEOUT_S (${e.FUNCTION_TIMEOUT_S} s) must be more than POINT_LOCK_WAIT_BUDGET_MS + DB_CALL_TIMEOUT_MS + DB_RESOLVE_BUDGET_MS + DEADLINE_SAFETY_MARGIN_MS + CLOCK_SKEW_MARGIN_MS (${needed} ms)`,
-      );
-    }
-  }
   // docs/api.md: an eviction is seen by every instance within 2 s of the job's end.
   if (e.CACHE_INSTANCE_FRESH_MS + e.REDIS_COMMAND_TIMEOUT_MS >= 2000) {
     throw new ConfigError(
@@ -340,8 +274,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       clockSkewMarginMs: e.CLOCK_SKEW_MARGIN_MS,
       defaultBudgetMs: e.DEFAULT_REQUEST_BUDGET_MS,
     },
-    pointLock: { leaseMs: e.POINT_LOCK_LEASE_MS, waitBudgetMs: e.POINT_LOCK_WAIT_BUDGET_MS, strategy: e.POINT_LOCK_STRATEGY, maxWaiters: e.POINT_LOCK_MAX_WAITERS },
-    idempotency: { markerTtlMs: e.IDEMPOTENCY_MARKER_TTL_MS, retentionDays: e.IDEMPOTENCY_RETENTION_DAYS },
     cache: {
       lockTtlMs: e.CACHE_LOCK_TTL_MS,
       waitBudgetMs: e.CACHE_WAIT_BUDGET_MS,
@@ -349,20 +281,45 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       ttlJitterMs: e.CACHE_TTL_JITTER_MS,
       instance: { freshMs: e.CACHE_INSTANCE_FRESH_MS, maxEntries: e.CACHE_INSTANCE_MAX_ENTRIES, maxBytes: e.CACHE_INSTANCE_MAX_BYTES },
     },
-    likes: {
-      postRecheckSeconds: e.LIKES_POST_RECHECK_SECONDS,
-      rebuildLeaseMs: e.LIKES_REBUILD_LEASE_MS,
-      rebuildChunkSize: e.LIKES_REBUILD_CHUNK_SIZE,
-      syncBatchSize: e.LIKES_SYNC_BATCH_SIZE,
-    },
-    pointRequests: { stream: e.POINT_REQUEST_STREAM, endpoint: e.KINESIS_ENDPOINT, markerTtlSeconds: e.POINT_REQUEST_MARKER_TTL_S, runTimeoutMs: e.POINT_REQUEST_RUN_TIMEOUT_MS },
+    kinesis: { endpoint: e.KINESIS_ENDPOINT },
   };
 }
 
 let loaded: Config | undefined;
+/** Features' settings declared and not yet validated, and every feature schema declared. */
+const unchecked: (() => unknown)[] = [];
+const featureSchemas: z.ZodMiniObject[] = [];
 
-/** The validated configuration, read from process.env on first use. */
+/**
+ * The validated platform configuration, read from process.env on first use;
+ * each call also validates the feature settings declared since the last, so
+ * the cold start's call (httpHandler, the other handlers' first line) checks
+ * every feature its function imports.
+ */
 export function config(): Config {
   loaded ??= parseConfig(process.env);
+  while (unchecked.length > 0) unchecked.pop()!();
   return loaded;
+}
+
+/**
+ * A feature's settings, declared once as a schema whose keys are the
+ * variables' names (the type is the schema's output): read from process.env
+ * on first use, or by the next config() call, whichever comes first.
+ * `parse` adds checks against the platform's settings.
+ */
+export function featureSettings<Schema extends z.ZodMiniObject>(
+  schema: Schema,
+  parse: (env: Record<string, string | undefined>) => z.output<Schema> = (env) => parseSettings(schema, env),
+): () => z.output<Schema> {
+  let settings: z.output<Schema> | undefined;
+  const load = () => (settings ??= parse(process.env));
+  unchecked.push(load);
+  featureSchemas.push(schema);
+  return load;
+}
+
+/** Every schema declared so far, the platform's first (tests: the README lists every variable). */
+export function declaredSchemas(): readonly z.ZodMiniObject[] {
+  return [platformSchema, ...featureSchemas];
 }

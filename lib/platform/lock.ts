@@ -136,7 +136,7 @@ export type LockStrategy = 'fail-fast' | 'spin' | 'notify';
 
 export interface LockOptions {
   client?: RedisClient;
-  /** How to wait for a held lock; default from config (POINT_LOCK_STRATEGY, 'notify'). */
+  /** How to wait for a held lock; default 'notify'. */
   strategy?: LockStrategy;
   /** Lease length; renewed every third of it while the work runs. */
   leaseMs?: number;
@@ -172,18 +172,23 @@ const unlimited = () => Number.POSITIVE_INFINITY;
 
 type Settings = Required<LockOptions>;
 
-/** Defaults: the point lock's settings from config, the one lock of this service. */
+/**
+ * What a caller does not choose. A feature passes its own settings (the
+ * points feature: POINT_LOCK_*, lib/points/settings.ts); the lock reads none.
+ */
+const DEFAULTS = { strategy: 'notify', leaseMs: 2000, waitBudgetMs: 8000, maxWaiters: 256 } as const;
+
 function settingsOf(options: LockOptions): Settings {
-  const leaseMs = options.leaseMs ?? config().pointLock.leaseMs;
+  const leaseMs = options.leaseMs ?? DEFAULTS.leaseMs;
   return {
     client: options.client ?? redis(),
-    strategy: options.strategy ?? config().pointLock.strategy,
+    strategy: options.strategy ?? DEFAULTS.strategy,
     leaseMs,
-    waitBudgetMs: options.waitBudgetMs ?? config().pointLock.waitBudgetMs,
+    waitBudgetMs: options.waitBudgetMs ?? DEFAULTS.waitBudgetMs,
     remainingTimeMs: options.remainingTimeMs ?? unlimited,
     backoff: options.backoff ?? DEFAULT_BACKOFF,
     handoverLeaseMs: Math.min(options.handoverLeaseMs ?? DEFAULT_HANDOVER_LEASE_MS, leaseMs),
-    maxWaiters: options.maxWaiters ?? config().pointLock.maxWaiters,
+    maxWaiters: options.maxWaiters ?? DEFAULTS.maxWaiters,
   };
 }
 

@@ -41,8 +41,8 @@ function client(): KinesisClient {
       // The local emulator keeps streams per signing region, and the local
       // stack's functions run under the template's region: the emulator's is
       // the one local/kinesis.ts creates the stream in.
-      region: config().pointRequests.endpoint ? LOCAL_EMULATOR_REGION : config().region,
-      endpoint: config().pointRequests.endpoint,
+      region: config().kinesis.endpoint ? LOCAL_EMULATOR_REGION : config().region,
+      endpoint: config().kinesis.endpoint,
       // HTTP/1.1 keep-alive: the emulator speaks plain HTTP/1.1, and Kinesis
       // serves PutRecord over it as well as over HTTP/2.
       requestHandler: new NodeHttpHandler({ connectionTimeout: 1000, requestTimeout: 10_000 }),

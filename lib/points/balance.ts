@@ -9,6 +9,7 @@ import { metric } from '../platform/metrics';
 import { redis, type RedisClient } from '../platform/redis/client';
 import { pointLockKey } from './keys';
 import { resolveLostCall, rowsBusy } from './resolve';
+import { pointLockOptions, pointsSettings } from './settings';
 
 /**
  * The way every balance change runs (charges in lib/points/points, payments
@@ -104,10 +105,10 @@ export async function changeBalance<Body>(
   const client = deps.redis ?? redis();
   const database = deps.database ?? db();
   const remainingTimeMs = deps.remainingTimeMs ?? (() => Number.POSITIVE_INFINITY);
-  const markerTtlMs = Math.min(config().idempotency.markerTtlMs, remainingTimeMs());
+  const markerTtlMs = Math.min(pointsSettings().IDEMPOTENCY_MARKER_TTL_MS, remainingTimeMs());
   const lockKey = pointLockKey(request.userId);
   const underLock = () =>
-    withLock(lockKey, (lease) => applyOnce(database, request.userId, lease.fence, apply), { ...deps.lock, client, remainingTimeMs });
+    withLock(lockKey, (lease) => applyOnce(database, request.userId, lease.fence, apply), { ...pointLockOptions(), ...deps.lock, client, remainingTimeMs });
   const verdict = await withRunningMarker(request.userId, request.idempotency, markerTtlMs, client, async () => {
     const first = await underLock();
     if (first.outcome !== 'stale_fence' || first.lock_fence === null) return first;

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError } from 'ioredis';
 import * as z from 'zod/mini';
-import { config } from '../platform/config';
 import { db, type Queryable } from '../platform/db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../platform/errors';
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
@@ -10,6 +9,7 @@ import { type RedisClient } from '../platform/redis/client';
 import { runScript } from '../platform/redis/scripts';
 import { idempotencyMarkerKey } from './keys';
 import { claimScript, releaseScript } from './scripts';
+import { pointsSettings } from './settings';
 
 /**
  * Idempotency-Key (docs/api.md), scoped to (user, route, key).
@@ -189,7 +189,7 @@ export function replayOf<Body>(prior: PriorReply, idempotency: IdempotencyKey): 
  * purge-idempotency-keys function. Returns how many were deleted.
  */
 export async function purgeStoredReplies(
-  retentionDays: number = config().idempotency.retentionDays,
+  retentionDays: number = pointsSettings().IDEMPOTENCY_RETENTION_DAYS,
   database: Queryable = db(),
   batchSize = 5000,
 ): Promise<number> {

@@ -3,7 +3,7 @@ import { DependencyUnavailableError, LockTimeoutError } from '../../lib/platform
 import { problem, toAppError } from '../../lib/platform/http';
 import { requestHash } from '../../lib/points/idempotency';
 import { acquireLock, LockLostError, releaseLock } from '../../lib/platform/lock';
-import { parseConfig } from '../../lib/platform/config';
+import { parsePointsSettings } from '../../lib/points/settings';
 import { pointLockKey } from '../../lib/points/keys';
 import { chargePoints } from '../../lib/points/points';
 import { purgeBalanceRequests } from '../../lib/points/purge';
@@ -300,11 +300,11 @@ describe('timeouts', () => {
   };
 
   it('refuse a cold start when the lock wait, the statement and its resolution do not fit in the function’s timeout', () => {
-    expect(() => parseConfig({ ...env, FUNCTION_TIMEOUT_S: '15' })).not.toThrow();
-    expect(() => parseConfig({ ...env, FUNCTION_TIMEOUT_S: '10' })).toThrow(
+    expect(() => parsePointsSettings({ ...env, FUNCTION_TIMEOUT_S: '15' })).not.toThrow();
+    expect(() => parsePointsSettings({ ...env, FUNCTION_TIMEOUT_S: '10' })).toThrow(
       /FUNCTION_TIMEOUT_S .*POINT_LOCK_WAIT_BUDGET_MS \+ DB_CALL_TIMEOUT_MS \+ DB_RESOLVE_BUDGET_MS \+ DEADLINE_SAFETY_MARGIN_MS \+ CLOCK_SKEW_MARGIN_MS/,
     );
-    expect(() => parseConfig({ ...env, FUNCTION_TIMEOUT_S: '10', POINT_LOCK_WAIT_BUDGET_MS: '3000' })).not.toThrow();
+    expect(() => parsePointsSettings({ ...env, FUNCTION_TIMEOUT_S: '10', POINT_LOCK_WAIT_BUDGET_MS: '3000' })).not.toThrow();
   });
 });
 

@@ -12,6 +12,7 @@ import type { IdempotencyKey } from '../idempotency';
 import { acceptScript, forgetScript } from '../scripts';
 import { acceptedMarkerKey } from './keys';
 import { requestIdOf, type QueuedRequest } from './record';
+import { queueSettings } from './settings';
 
 /**
  * Accepting a queued point request (`Prefer: respond-async`): the body and
@@ -57,7 +58,7 @@ export async function enqueuePointRequest(input: QueueInput, deps: { redis?: Red
   const marker = acceptedMarkerKey(userId, requestId);
   const hash = idempotency?.requestHash ?? '-';
   const owner = `${hash} ${randomBytes(12).toString('hex')}`;
-  const firstHash = await runScript<string | null>(acceptScript, [marker], [owner, config().pointRequests.markerTtlSeconds], client);
+  const firstHash = await runScript<string | null>(acceptScript, [marker], [owner, queueSettings().POINT_REQUEST_MARKER_TTL_S], client);
   if (firstHash !== null && firstHash !== hash) throw new IdempotencyKeyReusedError('this Idempotency-Key was used with a different request');
   const replayed = firstHash !== null;
 
@@ -75,7 +76,7 @@ export async function enqueuePointRequest(input: QueueInput, deps: { redis?: Red
     until,
   };
   try {
-    await putRecord(config().pointRequests.stream, String(userId), JSON.stringify(record), { timeoutMs });
+    await putRecord(queueSettings().POINT_REQUEST_STREAM, String(userId), JSON.stringify(record), { timeoutMs });
   } catch (error) {
     // A replay's marker belongs to the first request, which may be queued.
     if (!replayed) {

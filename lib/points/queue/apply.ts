@@ -11,6 +11,8 @@ import { pointLockKey } from '../keys';
 import { MAX_BALANCE } from '../points';
 import { APPLY_RUN } from './apply-sql';
 import { queuedRecord, type QueuedRequest } from './record';
+import { pointLockOptions } from '../settings';
+import { queueSettings } from './settings';
 
 /**
  * The consumer of queued point requests: what the Kinesis event source
@@ -165,7 +167,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       hash: request.hash ?? null,
       accepted_ms: request.at,
     }));
-  const timeoutMs = config().pointRequests.runTimeoutMs;
+  const timeoutMs = queueSettings().POINT_REQUEST_RUN_TIMEOUT_MS;
   const verdict = await withLock(
     lockKey,
     async (lease) => {
@@ -184,7 +186,7 @@ async function applyRun(run: Decoded[], deps: ApplyDeps): Promise<{ applied: num
       );
       return rows[0]!;
     },
-    { ...deps.lock, client, remainingTimeMs: deps.remainingTimeMs },
+    { ...pointLockOptions(), ...deps.lock, client, remainingTimeMs: deps.remainingTimeMs },
   ).catch((error: unknown) => {
     // The same request id inserted by a statement that won a race (a lost
     // reply's statement and its retry): the retry finds its row.

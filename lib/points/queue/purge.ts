@@ -1,5 +1,5 @@
-import { config } from '../../platform/config';
 import { db, type Database } from '../../platform/db';
+import { pointsSettings } from '../settings';
 
 /**
  * Deletes queued requests' outcome rows older than the Idempotency-Key
@@ -9,7 +9,7 @@ import { db, type Database } from '../../platform/db';
  * keeps a record 24 hours, and the mapping gives up on it after an hour.
  */
 export async function purgePointRequests(
-  retentionDays: number = config().idempotency.retentionDays,
+  retentionDays: number = pointsSettings().IDEMPOTENCY_RETENTION_DAYS,
   database: Database = db(),
   batchSize = 5000,
 ): Promise<number> {
