@@ -151,49 +151,8 @@ export const platformSchema = z.object({
 
 export type Env = z.input<typeof platformSchema>;
 
-export interface Config {
-  stage: string;
-  region: string;
-  /** Served by serverless-offline (npm start, the e2e tests). */
-  offline: boolean;
-  /**
-   * True only for stage `local` outside real Lambda: the functions then check
-   * the token's claims themselves (no signature), because no API Gateway
-   * authorizer stands in front of them (docs/decisions/009-local-shortcuts-off-aws.md).
-   */
-  localAuth: boolean;
-  redis: {
-    url: string;
-    cluster: boolean;
-    keyPrefix: string;
-    authParameter: string | undefined;
-    connectTimeoutMs: number;
-    commandTimeoutMs: number;
-    resolveBudgetMs: number;
-  };
-  db: {
-    resourceArn: string;
-    secretArn: string;
-    database: string;
-    endpoint: string | undefined;
-    resumeBudgetMs: number;
-    callTimeoutMs: number;
-    resolveBudgetMs: number;
-  };
-  jwt: { issuer: string; audience: string; userIdClaim: string };
-  metrics: { namespace: string };
-  tracing: boolean;
-  businessTimeZone: string;
-  deadline: { safetyMarginMs: number; clockSkewMarginMs: number; defaultBudgetMs: number };
-  cache: {
-    lockTtlMs: number;
-    waitBudgetMs: number;
-    pollIntervalMs: number;
-    ttlJitterMs: number;
-    instance: { freshMs: number; maxEntries: number; maxBytes: number };
-  };
-  kinesis: { endpoint: string | undefined };
-}
+/** The platform's settings, grouped: the type is what parseConfig builds from the schema. */
+export type Config = ReturnType<typeof parseConfig>;
 
 /** Stages that only ever run on a developer's machine or in CI: `local` (npm start), and the test and bench processes. */
 const OFFLINE_STAGES = new Set(['local', 'test', 'bench']);
@@ -214,7 +173,7 @@ export function parseSettings<Schema extends z.ZodMiniObject>(schema: Schema, en
   return parsed.data;
 }
 
-export function parseConfig(env: Record<string, string | undefined>): Config {
+export function parseConfig(env: Record<string, string | undefined>) {
   const e = parseSettings(platformSchema, env);
   // Real Lambda sets AWS_LAMBDA_FUNCTION_NAME; serverless-offline sets it too,
   // but also IS_OFFLINE (docs/decisions/009-local-shortcuts-off-aws.md).
@@ -244,8 +203,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   return {
     stage: e.STAGE,
     region: e.AWS_REGION,
+    /** Served by serverless-offline (npm start, the e2e tests). */
     offline: e.IS_OFFLINE,
-    // And only with the local issuer (docs/decisions/009-local-shortcuts-off-aws.md).
+    /**
+     * True only for stage `local` outside real Lambda, and only with the local
+     * issuer: the functions then check the token's claims themselves (no
+     * signature), because no API Gateway authorizer stands in front of them
+     * (docs/decisions/009-local-shortcuts-off-aws.md).
+     */
     localAuth: e.STAGE === 'local' && !inRealLambda && e.JWT_ISSUER === LOCAL_ISSUER,
     redis: {
       url: e.REDIS_URL,
