@@ -5,14 +5,8 @@ import { parsePointsSettings } from '../../lib/points/settings';
 
 /** Each feature's settings are validated as the platform's are: a bad value is refused with the variable's name. */
 
-const base = {
-  STAGE: 'local',
-  DB_RESOURCE_ARN: 'arn:aws:rds:us-east-1:000000000000:cluster:local',
-  DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:local',
-  DB_NAME: 'app',
-  JWT_ISSUER: 'http://127.0.0.1/local-issuer',
-  JWT_AUDIENCE: 'local',
-};
+// The platform's variables: what tests/support/env.ts gives every test file.
+const base = process.env;
 
 it('applies the documented defaults', () => {
   expect(parseSettings(likesSchema, {})).toEqual({
@@ -38,7 +32,7 @@ it.each([
 it("fails the cold start's config() call on a bad feature setting", () => {
   const saved = { ...process.env };
   try {
-    Object.assign(process.env, base, { LIKES_REBUILD_CHUNK_SIZE: 'lots' });
+    process.env.LIKES_REBUILD_CHUNK_SIZE = 'lots';
     jest.isolateModules(() => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const { config } = require('../../lib/platform/config') as typeof import('../../lib/platform/config');
