@@ -8,6 +8,8 @@ import { LOCAL_ISSUER } from './local-token';
  * its schema in its folder, e.g. lib/likes/settings.ts). Validated once per
  * cold start; a bad value fails the cold start with an error naming the
  * variable, instead of a confusing failure on the first request that touches it.
+ * Longer than most modules: each platform variable is documented where the
+ * schema declares it.
  */
 
 // One schema under every default: building zod schemas is a good part of the config's cold start cost.

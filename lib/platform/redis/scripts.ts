@@ -15,7 +15,8 @@ export interface LuaScript {
    * A script that writes takes the request's cutoff as ARGV[1] (runScript
    * puts it there) and refuses, before any write, once Redis TIME is past it,
    * with an error reply starting `EXPIRED` (docs/decisions/001-deadline-scripts.md).
-   * Its first lines are always:
+   * It starts with these lines (in its own text, or in the prelude that
+   * opens it; like.lua's in the one function its body calls):
    *
    *   local now = redis.call('TIME')
    *   if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then
