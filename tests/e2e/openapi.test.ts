@@ -108,7 +108,7 @@ it('answers queued point requests as documented: 202, then PENDING or the outcom
   await call('GET', status, '/points/requests/not.an.id', 75); // 400
 });
 
-it('answers popular items, health and the document itself as documented', async () => {
+it('answers popular and trending items, health and the document itself as documented', async () => {
   await insertItem(t.pg, 740, 1000, 10);
   await t.pg.query(
     `WITH o AS (INSERT INTO orders (user_id, status, total_amount, created_at)
@@ -118,6 +118,8 @@ it('answers popular items, health and the document itself as documented', async 
   const popular = await call('GET', '/items/popular', '/items/popular?days=2&limit=3', 74);
   expect((popular.body as { items: unknown[] }).items.length).toBeGreaterThan(0);
   await call('GET', '/items/popular', '/items/popular?days=0', 74); // 400
+  await call('GET', '/items/trending', '/items/trending?minutes=5&limit=3', 74);
+  await call('GET', '/items/trending', '/items/trending?minutes=0', 74); // 400
   await call('GET', '/health', '/health');
   await call('GET', '/openapi.json', '/openapi.json');
 });
