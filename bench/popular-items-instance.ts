@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { businessDate } from '../lib/platform/business-time';
-import { cacheKeys, evictGroup, InstanceTier } from '../lib/platform/cache';
+import { cacheKeys, evictGroup } from '../lib/platform/cache';
+import { InstanceTier } from '../lib/platform/cache/instance-tier';
 import { config } from '../lib/platform/config';
 import { cacheVariant, DEFAULT_QUERY, MAX_LIMIT, popularItemsJson } from '../lib/popular-items/popular-items';
 import { startRedisServer } from '../tests/support/redis-server';

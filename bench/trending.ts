@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import { InstanceTier } from '../lib/platform/cache';
+import { InstanceTier } from '../lib/platform/cache/instance-tier';
 import { config } from '../lib/platform/config';
 import { db } from '../lib/platform/db';
 import { payOrder } from '../lib/points/orders';

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LRUCache } from 'lru-cache';
 import evictSource from './cache/cache-evict.lua';
 import fillSource from './cache/cache-fill.lua';
 import getOrLockSource from './cache/cache-get-or-lock.lua';
 import readSource from './cache/cache-read.lua';
 import releaseSource from './cache/cache-unlock.lua';
 import { config, type Config } from './config';
+import { dropGroupInEveryTier, type InstanceTier } from './cache/instance-tier';
 import { currentDeadline, type Deadline } from './deadline';
 import { logger } from './logger';
 import { metric } from './metrics';
@@ -30,9 +30,9 @@ import { isRedisUnavailable } from './dependency-errors';
  * lists them (and the fill locks in flight) so the whole group can be evicted
  * without scanning the keyspace.
  *
- * A group may also keep values in each instance's memory (InstanceTier, an
- * option): a warm hit then costs no network at all. Lambda freezes idle
- * instances, so a message telling them of an eviction (pub/sub) could not be
+ * A group may also keep values in each instance's memory (InstanceTier in
+ * ./cache/instance-tier.ts, an option): a warm hit then costs no network at
+ * all. Lambda freezes idle instances, so a message telling them of an eviction (pub/sub) could not be
  * taken when sent and would be lost; instead every eviction sets the group's
  * generation in Redis, and an instance answers from memory only within δ
  * (CACHE_INSTANCE_FRESH_MS) of its last check of that generation, by the
@@ -50,6 +50,9 @@ import { isRedisUnavailable } from './dependency-errors';
  * failed to answer, this instance skips it for REDIS_BACKOFF_MS, so while it
  * is away (paused, black-holed) requests pay the source's time, not a
  * command timeout each. Errors of the source itself propagate.
+ *
+ * Longer than most modules: the read path, the fill and the eviction share
+ * the deadline bound and the Redis backoff at the bottom, and read as one.
  */
 
 const getOrLockScript = luaScript('cacheGetOrLock', 3, getOrLockSource, { deadline: true });
@@ -99,114 +102,6 @@ export function cacheKeys(group: string) {
     value: (variant: string) => `${base}:value:${variant}`,
     lock: (variant: string) => `${base}:lock:${variant}`,
   };
-}
-
-export interface InstanceTierSettings {
-  /** δ: how long an entry is answered after its last check of the group's generation. */
-  freshMs: number;
-  maxEntries: number;
-  /** Bytes of keys and values, counted as UTF-16 (2 bytes a character). */
-  maxBytes: number;
-}
-
-interface MemoryEntry {
-  group: string;
-  value: string;
-  /** The group's generation this value was read under (null: never evicted). */
-  generation: string | null;
-  /** Wall-clock ms when the generation was last sent for (Date.now, see above). */
-  checkedAt: number;
-}
-
-/** Every tier of this process: an eviction run here drops its group from each at once. */
-const tiers = new Set<InstanceTier>();
-
-/**
- * Values kept in this instance's memory, in front of Redis: least recently
- * used first out past maxEntries or maxBytes. No TTL of its own: entries of
- * a past business date are simply never asked for again, and age out.
- */
-export class InstanceTier {
-  private readonly entries: LRUCache<string, MemoryEntry>;
-  /** Memory-only values (remember()) being loaded: concurrent callers share one load. */
-  private readonly loading = new Map<string, Promise<string>>();
-
-  constructor(
-    readonly settings: InstanceTierSettings,
-    /** The wall clock; tests move it to play a frozen instance. */
-    readonly now: () => number = Date.now,
-  ) {
-    this.entries = new LRUCache<string, MemoryEntry>({
-      max: settings.maxEntries,
-      maxSize: settings.maxBytes,
-      sizeCalculation: (entry, key) => 2 * (entry.value.length + key.length) + 64,
-    });
-    tiers.add(this);
-  }
-
-  /** How many entries are held (tests, the bench). */
-  get size(): number {
-    return this.entries.size;
-  }
-
-  /** Drops every entry of `group` held here. */
-  dropGroup(group: string): void {
-    for (const [key, entry] of this.entries.entries()) {
-      if (entry.group === group) this.entries.delete(key);
-    }
-  }
-
-  /**
-   * A value kept in memory only, for `maxAgeMs` from the start of the load
-   * that produced it (a value that changes with every write, where a
-   * generation would change as often: trending). Concurrent callers of one
-   * key share one load; a failed load is not kept.
-   */
-  async remember(key: string, maxAgeMs: number, load: () => Promise<string>): Promise<string> {
-    const now = this.now();
-    const held = this.entries.get(key);
-    if (held && now >= held.checkedAt && now - held.checkedAt < maxAgeMs) return held.value;
-    const pending = this.loading.get(key);
-    if (pending) return pending;
-    const loaded = load().then(
-      (value) => {
-        this.entries.set(key, { group: '', value, generation: null, checkedAt: now });
-        return value;
-      },
-    );
-    this.loading.set(key, loaded);
-    try {
-      return await loaded;
-    } finally {
-      this.loading.delete(key);
-    }
-  }
-
-  /** @internal cachedField's: the entry, and whether it is inside δ of its last check. */
-  lookup(key: string): { entry: MemoryEntry; fresh: boolean } | undefined {
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    const now = this.now();
-    // A clock that stepped back proves nothing about the time since the check.
-    return { entry, fresh: now >= entry.checkedAt && now - entry.checkedAt < this.settings.freshMs };
-  }
-
-  /** @internal */
-  store(key: string, entry: MemoryEntry): void {
-    this.entries.set(key, entry);
-  }
-
-  /** @internal */
-  drop(key: string): void {
-    this.entries.delete(key);
-  }
-}
-
-let shared: InstanceTier | undefined;
-/** This instance's tier, bounded by CACHE_INSTANCE_*: one for every group that keeps values in memory. */
-export function sharedInstanceTier(): InstanceTier {
-  shared ??= new InstanceTier(config().cache.instance);
-  return shared;
 }
 
 /**
@@ -394,7 +289,7 @@ async function fill(
 export async function evictGroup(group: string, client: RedisClient = redis()): Promise<number> {
   const keys = cacheKeys(group);
   const deleted = await runScript<number>(evictScript, [keys.registry, keys.generation], [randomUUID()], client);
-  for (const tier of tiers) tier.dropGroup(group);
+  dropGroupInEveryTier(group);
   return deleted;
 }
 

@@ -137,7 +137,7 @@ export const platformSchema = z.object({
   /** Up to this much is added to each TTL at random, so values do not all expire at once. */
   CACHE_TTL_JITTER_MS: positiveInt(60000),
   /**
-   * The instance tier (lib/platform/cache InstanceTier): how long an entry is
+   * The instance tier (lib/platform/cache/instance-tier): how long an entry is
    * answered from memory after it last checked its group's generation in
    * Redis (δ). An eviction is seen everywhere within δ; with the command
    * timeout it must stay under docs/api.md's 2 s.

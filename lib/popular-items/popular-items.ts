@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { addDays, businessDate, msUntilNextMidnight } from '../platform/business-time';
-import { cachedField, evictGroup, sharedInstanceTier, type CacheSettings, type InstanceTier } from '../platform/cache';
+import { cachedField, evictGroup, type CacheSettings } from '../platform/cache';
+import { sharedInstanceTier, type InstanceTier } from '../platform/cache/instance-tier';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { queryCount } from '../platform/http';

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
-import { redisFailed, redisUsable, sharedInstanceTier, type InstanceTier } from '../platform/cache';
+import { redisFailed, redisUsable } from '../platform/cache';
+import { sharedInstanceTier, type InstanceTier } from '../platform/cache/instance-tier';
 import { config } from '../platform/config';
 import type { Queryable } from '../platform/db';
 import { DependencyUnavailableError } from '../platform/errors';

@@ -1,4 +1,5 @@
 import type * as CacheModule from '../../lib/platform/cache';
+import type * as TierModule from '../../lib/platform/cache/instance-tier';
 import type * as PopularModule from '../../lib/popular-items/popular-items';
 import type * as RedisModule from '../../lib/platform/redis/client';
 import { config } from '../../lib/platform/config';
@@ -7,7 +8,7 @@ import { useTestDatabase } from '../support/database';
 import { unreachableRedis } from '../support/points';
 
 /**
- * The instance tier (lib/platform/cache InstanceTier) through popular items,
+ * The instance tier (lib/platform/cache/instance-tier) through popular items,
  * against real Redis and PostgreSQL. Two copies of the modules
  * (jest.isolateModules) play two Lambda instances: each has its own memory,
  * its own Redis connection and its own wall clock, and they share only Redis.
@@ -22,10 +23,11 @@ const settings = { freshMs: DELTA, maxEntries: 100, maxBytes: 1 << 20 };
 
 interface Instance {
   cache: typeof CacheModule;
+  tiers: typeof TierModule;
   popular: typeof PopularModule;
   redis: typeof RedisModule;
   client: RedisModule.RedisClient;
-  tier: CacheModule.InstanceTier;
+  tier: TierModule.InstanceTier;
   /** Moves this instance's wall clock. */
   advance(ms: number): void;
   /** Redis commands this instance sent. */
@@ -37,16 +39,17 @@ interface Instance {
 const today = new Date();
 
 function instance(): Instance {
-  let modules!: { cache: typeof CacheModule; popular: typeof PopularModule; redis: typeof RedisModule };
+  let modules!: { cache: typeof CacheModule; tiers: typeof TierModule; popular: typeof PopularModule; redis: typeof RedisModule };
   jest.isolateModules(() => {
     modules = {
       cache: require('../../lib/platform/cache') as typeof CacheModule,
+      tiers: require('../../lib/platform/cache/instance-tier') as typeof TierModule,
       popular: require('../../lib/popular-items/popular-items') as typeof PopularModule,
       redis: require('../../lib/platform/redis/client') as typeof RedisModule,
     };
   });
   let clock = Date.now();
-  const tier = new modules.cache.InstanceTier(settings, () => clock);
+  const tier = new modules.tiers.InstanceTier(settings, () => clock);
   const client = modules.redis.redis();
   const sent: string[] = [];
   const send = client.sendCommand.bind(client);
@@ -181,12 +184,12 @@ it('does not answer an entry past δ while Redis cannot be reached: the database
 
 it('keeps its memory within its bounds: entries, and bytes', async () => {
   await sellYesterday(2, 4);
-  const small = new a.cache.InstanceTier({ freshMs: DELTA, maxEntries: 3, maxBytes: 1 << 20 });
+  const small = new a.tiers.InstanceTier({ freshMs: DELTA, maxEntries: 3, maxBytes: 1 << 20 });
   for (let limit = 1; limit <= 10; limit++) {
     await a.popular.popularItemsJson({ days: 3, limit }, { database: t.db, instance: small, now: () => today, timeZone: zone });
   }
   expect(small.size).toBe(3);
-  const tiny = new a.cache.InstanceTier({ freshMs: DELTA, maxEntries: 100, maxBytes: 1200 });
+  const tiny = new a.tiers.InstanceTier({ freshMs: DELTA, maxEntries: 100, maxBytes: 1200 });
   for (let limit = 1; limit <= 10; limit++) {
     await a.popular.popularItemsJson({ days: 3, limit }, { database: t.db, instance: tiny, now: () => today, timeZone: zone });
   }
@@ -197,5 +200,5 @@ it('keeps its memory within its bounds: entries, and bytes', async () => {
 it('is on by default, bounded by CACHE_INSTANCE_* (δ under 2 s with the command timeout)', () => {
   const { freshMs, maxEntries, maxBytes } = config().cache.instance;
   expect(freshMs + config().redis.commandTimeoutMs).toBeLessThan(2000);
-  expect(a.cache.sharedInstanceTier().settings).toEqual({ freshMs, maxEntries, maxBytes });
+  expect(a.tiers.sharedInstanceTier().settings).toEqual({ freshMs, maxEntries, maxBytes });
 });

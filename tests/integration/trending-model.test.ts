@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type * as CacheModule from '../../lib/platform/cache';
-import { evictGroup, InstanceTier } from '../../lib/platform/cache';
+import { evictGroup } from '../../lib/platform/cache';
+import { InstanceTier } from '../../lib/platform/cache/instance-tier';
 import type * as RedisModule from '../../lib/platform/redis/client';
 import { redis } from '../../lib/platform/redis/client';
 import { popularItemsJson } from '../../lib/popular-items/popular-items';
