@@ -15,8 +15,6 @@ import { redis, type RedisClient } from './redis/client';
 import { luaScript, runScript } from './redis/scripts';
 import { isRedisUnavailable } from './dependency-errors';
 
-export { closeMailboxConnections } from './lock/mailbox';
-
 /**
  * A fenced mutual-exclusion lock in Redis, with a lease.
  *
@@ -42,7 +40,8 @@ export { closeMailboxConnections } from './lock/mailbox';
  * A lock's keys share its hash tag, so they live in one cluster slot: the
  * lock `K` (value "<random token>:<fence>"), `K:fence` (the counter), `K:q`
  * and `K:qt` (the waiters and their times) and each waiter's `K:w:<token>`.
- * A key meant for Redis Cluster must carry a hash tag, as pointLockKey does.
+ * The caller names `K` and the lock derives the others from it, so a key
+ * meant for Redis Cluster must carry a hash tag of its own (`lock:{u:42}`).
  *
  * Nothing a request gave up on takes effect later: acquire and extend are
  * deadline scripts (they refuse once Redis TIME is past the request's
@@ -61,6 +60,10 @@ export { closeMailboxConnections } from './lock/mailbox';
  * 1 each, only when the work outlasts a third of its lease (a lock handed
  * over starts with the short handover lease, so work longer than a third of
  * it renews once early).
+ *
+ * Longer than most modules: the three strategies are one acquire loop over
+ * shared settings, leases and withdrawal; apart, they would only pass each
+ * other's private state (the mailbox itself is lock/mailbox.ts).
  */
 
 export const acquireScript = luaScript('lockAcquire', 4, acquireSource, { deadline: true, prelude: preludeSource });
