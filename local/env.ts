@@ -22,6 +22,10 @@
  *                       (default: true for the embedded database only; a
  *                       DATABASE_URL database is someone's own, and their
  *                       rows with explicit ids would collide with the demo's)
+ *
+ * Longer than most modules: the settings and the small steps that act on
+ * them (checks, the Data API's start, migration), one list for every entry
+ * point above to pick from.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';

@@ -26,6 +26,9 @@
  * after the requests before it were applied or found done, and the request
  * id's row makes the second delivery a no-op. That doubles the consumer's
  * work locally, never an effect.
+ *
+ * Longer than most modules: one shard loop whose retry, bisect and
+ * checkpoint rules share its state, so the rules above read in one place.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand, type KinesisClient, type _Record } from '@aws-sdk/client-kinesis';

@@ -49,6 +49,9 @@ import { likesSettings } from './settings';
  * last change of each pair is applied, so the row ends as Redis did. A round
  * is one read of the state rows, one read of every bucket (one script each),
  * and one statement per LIKES_SYNC_BATCH_SIZE changes (jsonb_to_recordset).
+ *
+ * Longer than most modules: much of it is the argument above, kept beside
+ * the reads, the one statement and the trim it is about.
  */
 
 /** Apply statements in flight at once. */

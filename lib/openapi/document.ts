@@ -13,6 +13,9 @@ import * as bodies from './schemas';
  * and order bodies, the popular-items query, the path ids) and from the
  * response schemas in ./schemas, which the e2e tests hold the live answers
  * to: neither side can change without the document changing with it.
+ *
+ * Longer than most modules: the document is one literal, its paths next to
+ * the shared parts (errors, headers, parameters) they are built from.
  */
 
 type JsonSchema = Record<string, unknown>;

@@ -23,6 +23,9 @@ import { traceAwsClient } from './tracing';
  * Expected outcomes (not enough stock, a stale fencing token, a duplicate key)
  * must come from statement results (row counts, RETURNING, ON CONFLICT), never
  * from error text: the Data API gives PostgreSQL errors no SQLSTATE.
+ *
+ * Longer than most modules: the one wrapper every query goes through (calls,
+ * transactions, parameters, the retry of calls that ran nothing).
  */
 
 /** Marks a value to be sent as JSON (`typeHint: JSON`), e.g. for jsonb_to_recordset. */

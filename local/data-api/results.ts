@@ -2,6 +2,9 @@
  * Turns PostgreSQL's text output into Data API results: `records` of typed
  * fields, `formattedRecords` (formatRecordsAs JSON) and `columnMetadata`.
  * Both backends hand over raw text so the formatting here is the only one.
+ *
+ * Longer than most modules: one table of PostgreSQL types and the
+ * conversions that read it.
  */
 import { badRequest } from './errors';
 import { RawJson } from './json';

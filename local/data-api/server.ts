@@ -7,6 +7,9 @@
  *
  * Backends: PostgreSQL via `databaseUrl` (one pool per requested database),
  * or else an embedded PGlite database in `dataDir`.
+ *
+ * Longer than most modules: the operations are one class over shared
+ * transaction state; turning rows into results is ./results.ts.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
