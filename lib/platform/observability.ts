@@ -74,8 +74,9 @@ function correlationOf(invocation: Invocation): Pick<InvocationKeys, 'correlatio
 
 /**
  * Wraps a scheduled function (EventBridge Scheduler target). A failure is
- * counted (ScheduledRunFailed, which an alarm watches) and thrown on, for the
- * Scheduler's retry policy and then its dead-letter queue.
+ * counted (ScheduledRunFailed, which an alarm watches) and thrown on: the
+ * function's asynchronous invoke config (EventInvokeConfig, deploy/resources.js)
+ * retries the run as fits its schedule, then sends it to the dead-letter queue.
  */
 export function scheduledHandler<T>(
   name: string,
