@@ -65,7 +65,7 @@ it('purge-idempotency-keys deletes a batch slower than DB_CALL_TIMEOUT_MS', asyn
      SELECT 1, 'POST /points/charge', 'k' || g, 'h', 200, '{}', now() - interval '30 days' FROM generate_series(1, 50) AS g`,
   );
   dataApiProxy().set({ mode: 'latency', ms: SLOW_MS });
-  expect(await purgeIdempotencyKeys(undefined, lambdaContext(30_000))).toEqual({ purged: 50, purgedRequests: 0 });
+  expect(await purgeIdempotencyKeys(undefined, lambdaContext(30_000))).toEqual({ purged: 50, purgedRequests: 0, purgedQueued: 0 });
 }, 60_000);
 
 it('purge-idempotency-keys on a database that does not answer gives up within its invocation, before the platform would', async () => {
