@@ -14,7 +14,6 @@
  * other then starts a new one on the same port (ensureKinesis again).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -26,6 +25,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { LOCAL_EMULATOR_REGION } from '../lib/platform/stream';
+import { freePort } from './ports';
 
 export interface LocalKinesis {
   /** http://127.0.0.1:<port> */
@@ -182,12 +182,4 @@ async function warmUp(url: string, stream: string): Promise<void> {
   } finally {
     client.destroy();
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startDataApi, type DataApiServer } from '../../local/data-api/server';
+import { freePort } from '../../local/ports';
 
 const run = promisify(execFile);
 
@@ -105,12 +105,4 @@ export async function startPgCluster(): Promise<PgCluster> {
  */
 export function startClusterDataApi(cluster: PgCluster): Promise<DataApiServer> {
   return startDataApi({ databaseUrl: cluster.url(), port: 0 });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((closed) => server.close(closed));
-  return port;
 }

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../local/ports';
 
 /**
  * A throwaway standalone `redis-server` for fault tests: on a free loopback
@@ -79,14 +80,6 @@ export async function startRedisServer(): Promise<RedisServer> {
       }
     }
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function spawnServer(port: number, dir: string): Promise<ChildProcess> {
