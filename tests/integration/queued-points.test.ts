@@ -238,8 +238,10 @@ describe('outcomes identical to a direct replay (model)', () => {
               }
             }
           }
-          // A direct request waits for the queued ones its user sent before it:
-          // "after" means applied after, which the contract promises only among queued requests.
+          // A direct request waits for the queued ones sent before it: "after" means
+          // applied after, which the contract promises only among one user's queued
+          // requests. Every user's, not only its own: users share the items' stock,
+          // so another user's queued pay applied late would change this one's outcome.
           const pending = new Map<number, { id: string; index: number }[]>();
           const got: { status: number; balance?: number }[] = new Array(commands.length);
           const drain = async (user: number) => {
@@ -257,7 +259,7 @@ describe('outcomes identical to a direct replay (model)', () => {
               expect(result.statusCode).toBe(202);
               pending.set(c.user, [...(pending.get(c.user) ?? []), { id: requestIdOf(result), index }]);
             } else {
-              await drain(c.user);
+              await Promise.all([0, 1, 2].map(drain));
               const result = c.kind === 'charge' ? await callCharge(userId, body) : await callPay(userId, body);
               const reply = bodyOf<{ balance?: number }>(result);
               got[index] = { status: result.statusCode, ...(result.statusCode < 300 ? { balance: reply.balance } : {}) };
