@@ -12,9 +12,10 @@ import { ANSWER_BOUND_MS, isUnavailableProblem, startHandlerStack, type HandlerS
  * a 500, never a hang); once every node says cluster_state:ok the same
  * module-scoped client serves again within ANSWER_BOUND_MS, with no restart
  * of the process; and like counts, received counts and balances are exactly
- * what the 2xx answers imply. The nodes fsync every write before they
- * acknowledge it (appendonly), so a restart loses nothing that was answered
- * and the counts can be checked exactly.
+ * what the 2xx answers imply, plus any like in flight at the kill that its
+ * node had already written (checked one by one below). The nodes fsync every
+ * write before they acknowledge it (appendonly), so a restart loses nothing
+ * that was answered and the counts can be checked exactly.
  */
 
 const AUTHORS = [1, 2, 3, 4, 5, 6];
@@ -139,10 +140,10 @@ it('answers 503 while every master is down and serves normally within the bound 
   console.log(`whole-cluster outage: ${JSON.stringify(report)}`);
 
   expect(Object.keys(statuses).filter((status) => status !== '200' && status !== '503 DEPENDENCY_UNAVAILABLE')).toEqual([]);
+  // SIGKILL takes effect, and resets the connections, a moment after kill() returns.
+  const inFlightAtKill = (answer: Answer) => answer.startedAt <= killedAt + KILL_TAKES_EFFECT_MS && answer.endedAt >= killedAt;
   for (const answer of all) {
-    // SIGKILL takes effect, and resets the connections, a moment after kill() returns.
-    const inFlightAtKill = answer.startedAt <= killedAt + KILL_TAKES_EFFECT_MS && answer.endedAt >= killedAt;
-    expect(answer.endedAt - answer.startedAt).toBeLessThan(inFlightAtKill ? IN_FLIGHT_BOUND_MS : ANSWER_BOUND_MS);
+    expect(answer.endedAt - answer.startedAt).toBeLessThan(inFlightAtKill(answer) ? IN_FLIGHT_BOUND_MS : ANSWER_BOUND_MS);
   }
   // The outage was felt, and answered, by both features.
   expect(whileDown.filter((answer) => likes.includes(answer as never)).length).toBeGreaterThan(0);
@@ -153,15 +154,26 @@ it('answers 503 while every master is down and serves normally within the bound 
   expect(lateFailures).toEqual([]);
 
   // --- likes: exactly the acknowledged ones; a 503 counted nothing ---
+  // Except, possibly, a like in flight at the kill: its node may have run it
+  // and written it to its append-only file, then died before replying, and
+  // no node answered within REDIS_RESOLVE_BUDGET_MS to say so. That is the
+  // documented limit of the lost-reply resolution
+  // (docs/decisions/006-lost-reply-resolution.md); one like per worker at most.
   const acknowledged = new Map<number, Set<number>>(POSTS.map((postId) => [postId, new Set([1])]));
   for (const answer of likes) if (answer.status === 200) acknowledged.get(answer.postId)!.add(answer.userId);
+  const stoodAfter503: number[] = [];
+  for (const answer of likes.filter((like) => like.status !== 200)) {
+    const { body } = await stack.likeStatus(answer.postId, answer.userId);
+    if (body.likedByMe !== true) continue;
+    expect({ userId: answer.userId, likedByMe: true, inFlightAtKill: inFlightAtKill(answer) }).toEqual({ userId: answer.userId, likedByMe: true, inFlightAtKill: true });
+    stoodAfter503.push(answer.userId);
+    acknowledged.get(answer.postId)!.add(answer.userId);
+  }
+  expect(stoodAfter503.length).toBeLessThanOrEqual(LIKE_WORKERS);
+  if (stoodAfter503.length > 0) console.log(`likes in flight at the kill that stood after their 503: ${stoodAfter503.length}`);
   for (const postId of POSTS) {
     const { body } = await stack.likeStatus(postId, 1);
     expect({ postId, likeCount: body.likeCount }).toEqual({ postId, likeCount: acknowledged.get(postId)!.size });
-  }
-  for (const answer of likes.filter((like) => like.status !== 200)) {
-    const { body } = await stack.likeStatus(answer.postId, answer.userId);
-    expect({ userId: answer.userId, likedByMe: body.likedByMe }).toEqual({ userId: answer.userId, likedByMe: false });
   }
   for (const author of AUTHORS) {
     const expected = POSTS.filter((postId) => authorOf(postId) === author).reduce((sum, postId) => sum + acknowledged.get(postId)!.size, 0);
