@@ -71,8 +71,7 @@ function open(base: RedisClient): RedisClient {
   // No command or socket timeout: a BLPOP is meant to wait, silently; the
   // guard in waitForMail gives up on a dead connection instead. No
   // reconnect: a broken blocking connection is dropped and the next waiter
-  // makes a fresh one. The offline queue holds the first BLPOP until the
-  // new connection is ready.
+  // makes a fresh one. waitForMail sends no BLPOP before it is ready.
   const connection: RedisClient =
     base instanceof Cluster
       ? base.duplicate([], {
@@ -103,9 +102,18 @@ export async function waitForMail(base: RedisClient, mailbox: string, timeoutMs:
     connection = open(base);
     pool.all.add(connection);
   }
-  const wait = Math.max(1, Math.ceil(timeoutMs));
+  const startedAt = performance.now();
   let guard: NodeJS.Timeout | undefined;
   try {
+    // A fresh connection is slow to come up when many are made at once (a
+    // Cluster client of its own each): that is not a dead Redis, so it gets
+    // the wait's own time to connect, and the waiter, if it is not ready by
+    // then, checks the lock itself and finds the connection next time.
+    if (!(await readyWithin(connection, timeoutMs))) {
+      pool.idle.push(connection);
+      return null;
+    }
+    const wait = Math.max(1, Math.ceil(timeoutMs - (performance.now() - startedAt)));
     const reply = await Promise.race([
       // Redis takes a timeout in seconds with decimals; 0 would mean forever.
       connection.blpop(mailbox, (wait / 1000).toFixed(3)),
@@ -125,5 +133,40 @@ export async function waitForMail(base: RedisClient, mailbox: string, timeoutMs:
     return null;
   } finally {
     clearTimeout(guard);
+  }
+}
+
+/** True once the connection can take the BLPOP at once, false if it cannot within `ms`; rejects if it fails first. */
+function readyWithin(connection: RedisClient, ms: number): Promise<boolean> {
+  const ready = connected(connection).then(() => true);
+  ready.catch(() => {}); // settled after the timer won: nobody waits for it any more
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(1, ms));
+    timer.unref();
+  });
+  return Promise.race([ready, late]).finally(() => clearTimeout(timer));
+}
+
+async function connected(connection: RedisClient): Promise<void> {
+  if (connection.status !== 'ready') {
+    if (connection.status === 'end') throw new Error('blocking connection closed');
+    await new Promise<void>((resolve, reject) => {
+      const onReady = () => {
+        connection.off('end', onEnd);
+        resolve();
+      };
+      const onEnd = () => {
+        connection.off('ready', onReady);
+        reject(new Error('blocking connection closed before it was ready'));
+      };
+      connection.once('ready', onReady);
+      connection.once('end', onEnd);
+    });
+  }
+  // A Cluster client connects to a node at its first command to it: connect
+  // them all now, so that no BLPOP spends its grace on a connect.
+  if (connection instanceof Cluster) {
+    await Promise.all(connection.nodes('master').filter((node) => node.status === 'wait').map((node) => node.connect()));
   }
 }
