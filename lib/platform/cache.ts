@@ -10,7 +10,7 @@ import { dropGroupInEveryTier, type InstanceTier } from './cache/instance-tier';
 import { currentDeadline, type Deadline } from './deadline';
 import { logger } from './logger';
 import { metric } from './metrics';
-import { redis, type RedisClient } from './redis/client';
+import { redis, redisIfReady, type RedisClient } from './redis/client';
 import { luaScript, runScript } from './redis/scripts';
 import { isRedisUnavailable } from './dependency-errors';
 
@@ -146,15 +146,16 @@ export async function cachedField(
     return held.entry.value;
   }
 
-  const client = options.redis ?? redis();
+  const client = options.redis ?? redisIfReady();
   const deadline = currentDeadline();
   const valueKey = cacheKeys(entry.group).value(entry.variant);
   const where = { group: entry.group, variant: entry.variant }; // for the logs
 
-  if (!redisUsable(client)) {
-    // Redis was lost (the client is reconnecting in the background) or just
-    // failed to answer: each command would wait out its timeout only to fail.
-    logger.debug('cache skipped, loading from the source', { ...where, status: client.status });
+  if (!client || !redisUsable(client)) {
+    // Redis was lost (the client is reconnecting in the background), just
+    // failed to answer, or has no client yet (its AUTH token unread): each
+    // command would wait out its timeout only to fail.
+    logger.debug('cache skipped, loading from the source', { ...where, status: client?.status ?? 'no client' });
     return (await load())[field];
   }
   if (!tier) {

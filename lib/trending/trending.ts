@@ -6,7 +6,7 @@ import type { Queryable } from '../platform/db';
 import { DependencyUnavailableError } from '../platform/errors';
 import { queryCount } from '../platform/http';
 import { logger } from '../platform/logger';
-import { redis, type RedisClient } from '../platform/redis/client';
+import { redisIfReady, type RedisClient } from '../platform/redis/client';
 import { isRedisUnavailable } from '../platform/dependency-errors';
 import { readTop, type TopCounts } from './counts';
 import { MAX_MINUTES, minuteOf } from './keys';
@@ -93,9 +93,9 @@ export async function trendingItems(query: TrendingQuery, deps: TrendingDeps = {
 }
 
 async function topJson(minutes: number, current: number, now: number, deps: TrendingDeps): Promise<string> {
-  const client = deps.redis ?? redis();
+  const client = deps.redis ?? redisIfReady();
   const database = deps.database ?? (await defaultDatabase());
-  const counts = redisUsable(client) ? await fromRedis(minutes, current, database, client, deps.checkIntervalMs ?? CHECK_INTERVAL_MS) : undefined;
+  const counts = client && redisUsable(client) ? await fromRedis(minutes, current, database, client, deps.checkIntervalMs ?? CHECK_INTERVAL_MS) : undefined;
   let rows: TrendingRow[];
   if (counts) {
     const details = await itemDetails(database, counts.items.map((item) => item.itemId));

@@ -48,6 +48,7 @@ const ROUTES: Record<string, string> = {
   'POST /points/charge': 'charge',
   'POST /orders': 'pay',
   'GET /items/popular': 'popular-items',
+  'GET /items/trending': 'trending-items',
   'GET /health': 'health',
 };
 

@@ -8,10 +8,11 @@ import { ANSWER_BOUND_MS, balanceOf, insertPost, insertUser, isUnavailableProble
  * The Redis AUTH token is read from SSM at cold start (lib/platform/secrets).
  * A local HTTP server stands in for SSM (the SDK's endpoint, by
  * AWS_ENDPOINT_URL_SSM) and the test's own Redis requires the password. SSM
- * first fails, then does not answer at all, then answers: each request of
- * the first two kinds is a 503 DEPENDENCY_UNAVAILABLE within its deadline,
- * and the first request after SSM answers is served, by the same instance,
- * with nothing changed by the refused ones.
+ * first fails, then does not answer at all, then answers: each like and
+ * charge meanwhile is a 503 DEPENDENCY_UNAVAILABLE within its deadline
+ * (popular and trending items answer from the database, as when Redis is
+ * down), and the first request after SSM answers is served, by the same
+ * instance, with nothing changed by the refused ones.
  */
 
 const PARAMETER = '/likes/test/redis-auth';
@@ -75,11 +76,22 @@ it('answers 503 within the deadline while SSM fails or hangs, and serves from th
   await insertUser(stack.pg, charger);
 
   const refused: { mode: Mode; answer: Timed | undefined }[] = [];
+  const readsFromDatabase: { mode: Mode; route: string; answer: Timed | undefined }[] = [];
   for (const failing of ['fail', 'hang'] as const) {
     mode = failing;
     refused.push({ mode: failing, answer: await unhung(() => stack.like(post, 1000)) });
     refused.push({ mode: failing, answer: await unhung(() => stack.charge(charger, 5)) });
+    // The item rankings have the database to answer from, as when Redis is down.
+    readsFromDatabase.push({ mode: failing, route: 'popular', answer: await unhung(() => stack.popular(charger)) });
+    readsFromDatabase.push({
+      mode: failing,
+      route: 'trending',
+      answer: await unhung(() => stack.call({ routeKey: 'GET /items/trending', rawQueryString: 'minutes=10&limit=5', userId: charger })),
+    });
   }
+  expect(readsFromDatabase.map(({ mode: m, route, answer }) => ({ mode: m, route, status: answer?.status, inTime: (answer?.ms ?? HANG_MS) < ANSWER_BOUND_MS }))).toEqual(
+    readsFromDatabase.map(({ mode: m, route }) => ({ mode: m, route, status: 200, inTime: true })),
+  );
   console.log(`while SSM fails or hangs: ${refused.map(({ mode: m, answer }) => `${m} ${answer?.status ?? 'no answer'}/${Math.round(answer?.ms ?? HANG_MS)}ms`).join(', ')}`);
   for (const { answer } of refused) {
     expect(answer && isUnavailableProblem(answer)).toBe(true);

@@ -33,6 +33,20 @@ export function redis(): RedisClient {
   return client;
 }
 
+/**
+ * The instance's client, or undefined while none can be built (its AUTH
+ * token not read yet): for reads that have a source of their own to answer
+ * from instead.
+ */
+export function redisIfReady(): RedisClient | undefined {
+  try {
+    return redis();
+  } catch (error) {
+    if (error instanceof DependencyUnavailableError) return undefined;
+    throw error;
+  }
+}
+
 /** Closes the instance's client (scripts and tests; a Lambda never needs to). */
 export async function closeRedis(): Promise<void> {
   const current = client;
