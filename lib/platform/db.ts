@@ -85,6 +85,20 @@ export interface Queryable {
   query<Row = Record<string, unknown>>(sql: string, params?: SqlParams, options?: CallOptions): Promise<QueryResult<Row>>;
 }
 
+/**
+ * Runs `statement`, a DELETE of at most :batchSize rows, until one deletes
+ * fewer: a purge of any size without one long transaction. Returns how many
+ * rows it deleted in all.
+ */
+export async function deleteInBatches(database: Queryable, statement: string, params: SqlParams, batchSize: number, options?: CallOptions): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const { rowCount } = await database.query(statement, { ...params, batchSize }, options);
+    deleted += rowCount;
+    if (rowCount < batchSize) return deleted;
+  }
+}
+
 export interface Database extends Queryable {
   /**
    * Runs fn in one transaction: committed when fn resolves, rolled back when

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError } from 'ioredis';
 import * as z from 'zod/mini';
-import { db, type Queryable } from '../platform/db';
+import { db, deleteInBatches, type Queryable } from '../platform/db';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, InternalError } from '../platform/errors';
 import { header, json, parseBody, validate, type HttpEvent, type HttpResult } from '../platform/http';
 import { logger } from '../platform/logger';
@@ -193,18 +193,15 @@ export async function purgeStoredReplies(
   database: Queryable = db(),
   batchSize = 5000,
 ): Promise<number> {
-  let purged = 0;
-  for (;;) {
-    const { rowCount } = await database.query(
-      `DELETE FROM idempotency_keys
-       WHERE (user_id, route, idempotency_key) IN (
-         SELECT user_id, route, idempotency_key FROM idempotency_keys
-         WHERE created_at < now() - make_interval(days => CAST(:retentionDays AS integer))
-         LIMIT :batchSize
-       )`,
-      { retentionDays, batchSize },
-    );
-    purged += rowCount;
-    if (rowCount < batchSize) return purged;
-  }
+  return deleteInBatches(
+    database,
+    `DELETE FROM idempotency_keys
+     WHERE (user_id, route, idempotency_key) IN (
+       SELECT user_id, route, idempotency_key FROM idempotency_keys
+       WHERE created_at < now() - make_interval(days => CAST(:retentionDays AS integer))
+       LIMIT :batchSize
+     )`,
+    { retentionDays },
+    batchSize,
+  );
 }

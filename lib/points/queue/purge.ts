@@ -1,4 +1,4 @@
-import { db, type Database } from '../../platform/db';
+import { db, deleteInBatches, type Database } from '../../platform/db';
 import { pointsSettings } from '../settings';
 
 /**
@@ -13,18 +13,15 @@ export async function purgePointRequests(
   database: Database = db(),
   batchSize = 5000,
 ): Promise<number> {
-  let purged = 0;
-  for (;;) {
-    const { rowCount } = await database.query(
-      `DELETE FROM point_requests WHERE request_id IN (
-         SELECT request_id FROM point_requests
-         WHERE applied_at < now() - make_interval(days => CAST(:retentionDays AS integer))
-         LIMIT :batchSize
-       )`,
-      { retentionDays: Math.max(2, retentionDays), batchSize },
-      { timeoutMs: 10_000 },
-    );
-    purged += rowCount;
-    if (rowCount < batchSize) return purged;
-  }
+  return deleteInBatches(
+    database,
+    `DELETE FROM point_requests WHERE request_id IN (
+       SELECT request_id FROM point_requests
+       WHERE applied_at < now() - make_interval(days => CAST(:retentionDays AS integer))
+       LIMIT :batchSize
+     )`,
+    { retentionDays: Math.max(2, retentionDays) },
+    batchSize,
+    { timeoutMs: 10_000 },
+  );
 }
