@@ -3,6 +3,7 @@ import { handler as evictPopularItems } from '../../functions/evict-popular-item
 import { config } from '../../lib/platform/config';
 import { addDays, businessDate } from '../../lib/platform/business-time';
 import { useOfflineStack } from '../support/offline';
+import { sellYesterday } from '../support/sales';
 
 /**
  * GET /items/popular over HTTP through serverless-offline (Asia/Seoul, the
@@ -18,14 +19,9 @@ beforeAll(async () => {
 
 const get = (path: string, userId?: number) => request('GET', path, userId);
 
-/** Seoul has no DST: 24 hours ago is always yesterday there. */
-async function sellYesterday(itemId: number, quantity: number): Promise<void> {
-  const { rows } = await t.pg.query<{ id: string }>(`INSERT INTO orders (user_id, total_amount, created_at) VALUES (1, 0, now() - interval '1 day') RETURNING id`);
-  await t.pg.query('INSERT INTO order_items (order_id, item_id, quantity, unit_price) VALUES ($1, $2, $3, 0)', [rows[0]!.id, itemId, quantity]);
-}
 
 it('serves the default ranking from the cache until the eviction, then the new one', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
   const today = businessDate(new Date(), 'Asia/Seoul');
 
   const first = await get('/items/popular', 1);
@@ -35,7 +31,7 @@ it('serves the default ranking from the cache until the eviction, then the new o
     body: { days: 3, limit: 5, from: addDays(today, -3), to: addDays(today, -1), items: [{ rank: 1, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 4 }] },
   });
 
-  await sellYesterday(1, 9);
+  await sellYesterday(t.pg, 1, 9);
   expect((await get('/items/popular?days=3&limit=5', 2)).body).toEqual(first.body);
 
   await evictPopularItems();

@@ -5,6 +5,8 @@ import type * as RedisModule from '../../lib/platform/redis/client';
 import { config } from '../../lib/platform/config';
 import type { Queryable } from '../../lib/platform/db';
 import { useTestDatabase } from '../support/database';
+import { sellYesterday } from '../support/sales';
+import { recordCommands } from '../support/redis-commands';
 import { unreachableRedis } from '../support/points';
 
 /**
@@ -51,12 +53,7 @@ function instance(): Instance {
   let clock = Date.now();
   const tier = new modules.tiers.InstanceTier(settings, () => clock);
   const client = modules.redis.redis();
-  const sent: string[] = [];
-  const send = client.sendCommand.bind(client);
-  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    sent.push(command.name);
-    return (send as (...args: unknown[]) => unknown)(command, ...rest);
-  }) as typeof client.sendCommand;
+  const sent = recordCommands(client);
   return {
     ...modules,
     client,
@@ -90,21 +87,11 @@ beforeEach(async () => {
   b.commands();
 });
 
-async function sellYesterday(itemId: number, quantity: number): Promise<void> {
-  await t.pg.query(
-    `WITH o AS (
-       INSERT INTO orders (user_id, total_amount, created_at)
-       VALUES (1, 0, ((now() AT TIME ZONE $3)::date - 1 + time '12:00') AT TIME ZONE $3)
-       RETURNING id)
-     INSERT INTO order_items (order_id, item_id, quantity, unit_price) SELECT id, $1, $2, 0 FROM o`,
-    [itemId, quantity, zone],
-  );
-}
 
 const soldOf = (body: string) => (JSON.parse(body) as { items: { itemId: number; soldQuantity: number }[] }).items.map((i) => [i.itemId, i.soldQuantity]);
 
 it('answers a warm hit from memory with no Redis command inside δ, and revalidates with one GET after it', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
   const first = await b.read();
   expect(b.commands().length).toBeGreaterThan(0); // the miss: read, lock, fill
   for (let i = 0; i < 50; i++) expect(await b.read()).toBe(first);
@@ -118,10 +105,10 @@ it('answers a warm hit from memory with no Redis command inside δ, and revalida
 });
 
 it('shows an eviction run by another instance once δ has passed on this one, never later', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
   const before = await a.read();
   expect(await b.read()).toBe(before);
-  await sellYesterday(1, 9); // hidden by the cache until the eviction
+  await sellYesterday(t.pg, 1, 9); // hidden by the cache until the eviction
   expect(await b.read()).toBe(before);
   b.commands();
 
@@ -144,7 +131,7 @@ it('shows an eviction run by another instance once δ has passed on this one, ne
 });
 
 it('revalidates an entry after a long freeze, and refills it when an eviction happened meanwhile', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
   const before = await b.read();
   b.commands();
 
@@ -153,7 +140,7 @@ it('revalidates an entry after a long freeze, and refills it when an eviction ha
   expect(await b.read()).toBe(before);
   expect(b.commands()).toEqual(['get']);
 
-  await sellYesterday(1, 1);
+  await sellYesterday(t.pg, 1, 1);
   await a.cache.evictGroup('popular-items');
   b.advance(10 * 60_000);
   expect(soldOf(await b.read())).toEqual([
@@ -163,9 +150,9 @@ it('revalidates an entry after a long freeze, and refills it when an eviction ha
 });
 
 it('does not answer an entry past δ while Redis cannot be reached: the database answers', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
   const before = await b.read();
-  await sellYesterday(2, 1);
+  await sellYesterday(t.pg, 2, 1);
   await a.cache.evictGroup('popular-items'); // not seen by b: Redis is away for it
   b.advance(DELTA);
   const away = unreachableRedis();
@@ -183,7 +170,7 @@ it('does not answer an entry past δ while Redis cannot be reached: the database
 });
 
 it('keeps its memory within its bounds: entries, and bytes', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
   const small = new a.tiers.InstanceTier({ freshMs: DELTA, maxEntries: 3, maxBytes: 1 << 20 });
   for (let limit = 1; limit <= 10; limit++) {
     await a.popular.popularItemsJson({ days: 3, limit }, { database: t.db, instance: small, now: () => today, timeZone: zone });

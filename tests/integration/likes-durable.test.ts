@@ -4,7 +4,6 @@ process.env.LIKES_POST_RECHECK_SECONDS = '1';
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Redis from 'ioredis';
-import type { Command } from 'ioredis';
 import { checkLikes, rebuildAll } from '../../lib/likes/admin';
 import { bucketMetaKey, bucketOf, changesKey, likeScriptKeys, likeSetKey, receivedLikesKey } from '../../lib/likes/keys';
 import { like, likeStatus, receivedLikes, unlike, unloadPost } from '../../lib/likes/likes';
@@ -13,6 +12,7 @@ import { Deadline, withDeadline } from '../../lib/platform/deadline';
 import { NotFoundError } from '../../lib/platform/errors';
 import { createPostAuthors } from '../../lib/likes/post-authors';
 import { useTestDatabase } from '../support/database';
+import { recordCommands } from '../support/redis-commands';
 import { testRedis } from '../support/redis-nodes';
 import { useLikesWorld, type Post } from './likes-durable-support';
 
@@ -247,13 +247,8 @@ describe('rebuild on first use', () => {
     await t.pg.query('INSERT INTO post_likes (post_id, user_id) SELECT $1, g FROM generate_series(1, 20000) AS g', [post.postId]);
     await w.loseRedis();
     const client = testRedis({ keyPrefix: w.prefix }) as Redis;
-    const scripts: string[] = [];
-    const send = client.sendCommand.bind(client);
     // Every script call that carries this post's rebuild work set.
-    client.sendCommand = ((command: Command, stream?: unknown) => {
-      if (command.args.some((arg) => String(arg).includes(`:post:${post.postId}:rebuild:`))) scripts.push(command.name);
-      return send(command, stream as never);
-    }) as typeof client.sendCommand;
+    const scripts = recordCommands(client, [], (command) => command.args.some((arg) => String(arg).includes(`:post:${post.postId}:rebuild:`)));
     try {
       const deps = { redis: client, authors: createPostAuthors(client, t.db), db: t.db };
       const answers = await Promise.all(Array.from({ length: 20 }, () => likeStatus(post.postId, 7, deps)));

@@ -5,6 +5,7 @@ import { like, likeStatus, receivedLikes, unlike, type LikesDeps } from '../../l
 import { likeSetKey, postAuthorKey, receivedLikesKey } from '../../lib/likes/keys';
 import { createPostAuthors, MISSING_POST_TTL_MS } from '../../lib/likes/post-authors';
 import { useTestDatabase } from '../support/database';
+import { recordCommands } from '../support/redis-commands';
 import { scanAll, testRedis, unlinkMatching, type TestRedisClient } from '../support/redis-nodes';
 
 /**
@@ -37,12 +38,7 @@ async function countedDeps(): Promise<{ deps: LikesDeps; redisCommands: string[]
   // A Cluster client on a cluster run: it has the same sendCommand to count through.
   const client = testRedis({ keyPrefix: prefix }) as Redis;
   await client.ping(); // connected first, so the handshake is not counted
-  const redisCommands: string[] = [];
-  const send = client.sendCommand.bind(client);
-  client.sendCommand = ((command, stream) => {
-    redisCommands.push(command.name);
-    return send(command, stream);
-  }) as typeof client.sendCommand;
+  const redisCommands = recordCommands(client);
   const dbQueries: string[] = [];
   const database: Queryable = {
     query: (sql, params) => {

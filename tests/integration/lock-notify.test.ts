@@ -9,6 +9,7 @@ import { closeMailboxConnections } from '../../lib/platform/lock/mailbox';
 import { closeRedis, createClient, redis, type RedisClient } from '../../lib/platform/redis/client';
 import { runScript } from '../../lib/platform/redis/scripts';
 import { isRedisUnavailable } from '../../lib/platform/dependency-errors';
+import { recordCommands } from '../support/redis-commands';
 
 /**
  * The lock's ways of waiting ('notify', the FIFO handover, and 'spin'),
@@ -116,23 +117,12 @@ describe("strategy 'notify'", () => {
     const key = freshKey();
     const held = await acquireLock(key, { leaseMs: 10_000 });
     const client = instance();
-    const sent: string[] = [];
-    // ioredis passes a command queued before `ready` through sendCommand again: count each once.
-    const seen = new WeakSet<object>();
-    const counting = (target: RedisClient) => {
-      const send = target.sendCommand.bind(target);
-      target.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-        if (!seen.has(command)) sent.push(command.name);
-        seen.add(command);
-        return (send as (...args: unknown[]) => unknown)(command, ...rest);
-      }) as typeof target.sendCommand;
-    };
-    counting(client);
+    const sent = recordCommands(client);
     // Its blocking connection is a duplicate of `client`: count there too.
     const duplicate = client.duplicate.bind(client) as () => RedisClient;
     (client as { duplicate: unknown }).duplicate = (...args: unknown[]) => {
       const made = (duplicate as (...a: unknown[]) => RedisClient)(...args);
-      counting(made);
+      recordCommands(made, sent);
       return made;
     };
     let enteredAt = 0;
@@ -221,12 +211,7 @@ describe("strategy 'notify'", () => {
     // A client of its own, whose commands this test counts as they are sent.
     const client = instance();
     await client.ping();
-    const sent: string[] = [];
-    const send = client.sendCommand.bind(client);
-    client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-      sent.push(command.name);
-      return (send as (...args: unknown[]) => unknown)(command, ...rest);
-    }) as typeof client.sendCommand;
+    const sent = recordCommands(client);
     await expect(acquireLock(key, { client, maxWaiters: 2, waitBudgetMs: 10_000 })).rejects.toBeInstanceOf(LockTimeoutError);
     expect(sent.filter((name) => name !== 'script')).toHaveLength(1);
     expect(await queueLength(key)).toBe(2);

@@ -8,6 +8,7 @@ import type { Queryable } from '../../lib/platform/db';
 import { cacheVariant, DEFAULT_QUERY, popularItems, rankPopularItems, type PopularItems } from '../../lib/popular-items/popular-items';
 import { redis } from '../../lib/platform/redis/client';
 import { useTestDatabase } from '../support/database';
+import { sellYesterday } from '../support/sales';
 import { testRedis } from '../support/redis-nodes';
 import { bodyOf, httpEvent, lambdaContext } from '../support/events';
 
@@ -32,17 +33,6 @@ beforeEach(async () => {
   await evictGroup('popular-items');
 });
 
-/** An order of `quantity` × item at noon yesterday in Seoul, by PostgreSQL's calendar. */
-async function sellYesterday(itemId: number, quantity: number): Promise<void> {
-  await t.pg.query(
-    `WITH o AS (
-       INSERT INTO orders (user_id, total_amount, created_at)
-       VALUES (1, 0, ((now() AT TIME ZONE $3)::date - 1 + time '12:00') AT TIME ZONE $3)
-       RETURNING id)
-     INSERT INTO order_items (order_id, item_id, quantity, unit_price) SELECT id, $1, $2, 0 FROM o`,
-    [itemId, quantity, zone],
-  );
-}
 
 /**
  * The real Data API database, counting the rankings sent through it: each
@@ -73,7 +63,7 @@ async function getDefault(): Promise<PopularItems> {
 }
 
 it('answers the 3 days before today, hides later rows until the eviction, then shows them', async () => {
-  await sellYesterday(2, 4);
+  await sellYesterday(t.pg, 2, 4);
 
   const first = await getDefault();
   expect(first).toEqual({
@@ -84,7 +74,7 @@ it('answers the 3 days before today, hides later rows until the eviction, then s
     items: [{ rank: 1, itemId: 2, name: 'Latte', price: 5000, soldQuantity: 4 }],
   });
 
-  await sellYesterday(1, 9);
+  await sellYesterday(t.pg, 1, 9);
   expect(await getDefault()).toEqual(first);
 
   await evict();
@@ -95,7 +85,7 @@ it('answers the 3 days before today, hides later rows until the eviction, then s
 });
 
 it('sends exactly one ranking query for 100 concurrent requests on a cold cache, across instances', async () => {
-  await sellYesterday(3, 2);
+  await sellYesterday(t.pg, 3, 2);
   const database = countingDatabase();
   // Four Lambda instances: four connections, sharing nothing but Redis.
   const instances = Array.from({ length: 4 }, () => testRedis({ keyPrefix: config().redis.keyPrefix }, config().redis.url));
@@ -113,8 +103,8 @@ it('sends exactly one ranking query for 100 concurrent requests on a cold cache,
 });
 
 it('sends one query per days value when a stampede asks for ten variants at once: every limit shares it', async () => {
-  await sellYesterday(1, 3);
-  await sellYesterday(2, 2);
+  await sellYesterday(t.pg, 1, 3);
+  await sellYesterday(t.pg, 2, 2);
   const database = countingDatabase();
   const variants = Array.from({ length: 10 }, (_, i) => ({ days: 1 + (i % 5), limit: 1 + Math.floor(i / 5) }));
 
@@ -151,7 +141,7 @@ it('keeps variants for another business date apart, and the TTL ends after the n
 
 describe('evict-popular-items', () => {
   it('drops every cached variant of every date, then re-warms the default one', async () => {
-    await sellYesterday(1, 5);
+    await sellYesterday(t.pg, 1, 5);
     const older = () => new Date('2024-03-10T03:00:00Z');
     await Promise.all([
       popularItems({ days: 1, limit: 5 }),
@@ -174,9 +164,9 @@ describe('evict-popular-items', () => {
   });
 
   it('shows orders inserted for past days since the last eviction, and a limit larger than the warmed one', async () => {
-    await sellYesterday(1, 5);
+    await sellYesterday(t.pg, 1, 5);
     expect((await popularItems(DEFAULT_QUERY)).items).toHaveLength(1);
-    await sellYesterday(2, 7);
+    await sellYesterday(t.pg, 2, 7);
     await t.pg.query(
       `WITH o AS (
          INSERT INTO orders (user_id, total_amount, created_at)
@@ -192,7 +182,7 @@ describe('evict-popular-items', () => {
   });
 
   it('is harmless to run twice', async () => {
-    await sellYesterday(2, 1);
+    await sellYesterday(t.pg, 2, 1);
     const before = await popularItems(DEFAULT_QUERY);
 
     const first = await evict();
@@ -206,7 +196,7 @@ describe('evict-popular-items', () => {
 });
 
 it('answers from the database when Redis is down, instead of failing', async () => {
-  await sellYesterday(1, 3);
+  await sellYesterday(t.pg, 1, 3);
   // Nothing listens on port 1; with no retry strategy the client gives up by itself, leaving nothing to close.
   const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null }).on('error', () => {});
   const database = countingDatabase();
@@ -219,7 +209,7 @@ it('answers from the database when Redis is down, instead of failing', async () 
 });
 
 it('answers through the handler from the database within about a second while Redis does not answer, then fast', async () => {
-  await sellYesterday(1, 3);
+  await sellYesterday(t.pg, 1, 3);
   const client = redis();
   // A paused Redis: commands are accepted and never answered, until they time out.
   const stall = jest.spyOn(client, 'sendCommand').mockImplementation((...[command]) => {
