@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { RedisClient } from '../lib/platform/redis/client';
 
 /**
  * A tiny benchmark harness. Speed is reported as ratios against a baseline
@@ -50,4 +51,31 @@ export function section(title: string): void {
 
 export function allRows(): readonly Row[] {
   return rows;
+}
+
+/**
+ * Counts the commands `client` sends from now on, as the client sees them (a
+ * script is one; each is its own round trip unless pipelined), until stop().
+ * take() reads the count and starts it again.
+ */
+export function countCommands(client: RedisClient): { readonly count: number; take(): number; stop(): void } {
+  const send = client.sendCommand;
+  let count = 0;
+  client.sendCommand = function counted(this: RedisClient, ...args: unknown[]) {
+    count++;
+    return Reflect.apply(send, this, args);
+  } as typeof send;
+  return {
+    get count() {
+      return count;
+    },
+    take() {
+      const taken = count;
+      count = 0;
+      return taken;
+    },
+    stop() {
+      client.sendCommand = send;
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { acquireLock, releaseLock, withLock, type LockStrategy } from '../lib/pl
 import { pointLockKey } from '../lib/points/keys';
 import { chargePoints } from '../lib/points/points';
 import { redis, type RedisClient } from '../lib/platform/redis/client';
-import { measure, report, reportLatency, section } from './harness';
+import { countCommands, measure, report, reportLatency, section } from './harness';
 
 /**
  * The point lock (lib/platform/lock) against what it cannot beat:
@@ -64,18 +64,13 @@ async function uncontended(client: RedisClient): Promise<void> {
 /** Commands one call of fn sends (each its own round trip: nothing here is pipelined). */
 async function roundTrips(client: RedisClient, fn: () => Promise<unknown>): Promise<number> {
   await fn(); // loads the scripts, so NOSCRIPT fallbacks are not counted
-  const send = client.sendCommand;
-  let sent = 0;
-  client.sendCommand = function counted(this: RedisClient, ...args: unknown[]) {
-    sent++;
-    return Reflect.apply(send, this, args);
-  } as typeof send;
+  const commands = countCommands(client);
   try {
     await fn();
   } finally {
-    client.sendCommand = send;
+    commands.stop();
   }
-  return sent;
+  return commands.count;
 }
 
 interface Contender {
@@ -181,7 +176,7 @@ async function contended(): Promise<void> {
 
 async function round(contender: Contender, workers: number): Promise<Figures> {
   const key = lockKey(`contended-${contender.name.replace(/[^a-z]+/gi, '-')}-${workers}`);
-  const commands = countCommands();
+  const commands = countEveryClientsCommands();
   const started = performance.now();
   let longestWait = 0;
   try {
@@ -204,7 +199,7 @@ async function round(contender: Contender, workers: number): Promise<Figures> {
  * Counts the commands every ioredis client of this process sends (the
  * shared client, the lock's blocking connections, the peers' clients).
  */
-function countCommands(): { readonly count: number; stop(): void } {
+function countEveryClientsCommands(): { readonly count: number; stop(): void } {
   const prototype = Redis.prototype as unknown as { sendCommand: (...args: unknown[]) => unknown };
   const original = prototype.sendCommand;
   let count = 0;

@@ -77,26 +77,6 @@ async function perCallInBatches(fns: Array<() => Promise<unknown>>, rounds = 30,
   return perRound.map((times) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!);
 }
 
-/**
- * Calls this client sends from now on (round trips' commands, as the client
- * sees them: a script is one), for as long as the returned counter is read.
- */
-export function callsOf(client: Redis): { take(): number } {
-  let sent = 0;
-  const send = client.sendCommand.bind(client);
-  client.sendCommand = ((...args: Parameters<typeof send>) => {
-    sent++;
-    return send(...args);
-  }) as typeof client.sendCommand;
-  return {
-    take() {
-      const taken = sent;
-      sent = 0;
-      return taken;
-    },
-  };
-}
-
 /** Commands Redis ran since the last RESETSTAT (a script's own commands included), not counting the INFO that reads them. */
 export async function commandsSince(client: Redis): Promise<number> {
   const info = await client.info('commandstats');

@@ -2,13 +2,13 @@ import { Client } from 'pg';
 import { config } from '../lib/platform/config';
 import { db, type Database } from '../lib/platform/db';
 import { withDeadline, Deadline } from '../lib/platform/deadline';
-import { redis, type RedisClient } from '../lib/platform/redis/client';
+import { redis } from '../lib/platform/redis/client';
 import { CHARGE_ROUTE, chargePoints } from '../lib/points/points';
 import { enqueuePointRequest } from '../lib/points/queue/accept';
 import { applyBatch } from '../lib/points/queue/apply';
 import { ensureKinesis, kinesisClient, type LocalKinesis } from '../local/kinesis';
 import { startPoller } from '../local/kinesis-poller';
-import { report, section } from './harness';
+import { countCommands, report, section } from './harness';
 import { queueSettings } from '../lib/points/queue/settings';
 
 /**
@@ -71,13 +71,7 @@ async function usersWith(pg: Client, count: number): Promise<number[]> {
 
 /** Counts the calls made through a Database and a Redis client while fn runs. */
 async function counted<T>(fn: (database: Database) => Promise<T>): Promise<{ result: T; dataApi: number; redis: number }> {
-  const client: RedisClient = redis();
-  const send = client.sendCommand;
-  let commands = 0;
-  client.sendCommand = function countedSend(this: RedisClient, ...args: unknown[]) {
-    commands++;
-    return Reflect.apply(send, this, args);
-  } as typeof send;
+  const commands = countCommands(redis());
   let calls = 0;
   const base = db();
   const database: Database = {
@@ -88,9 +82,9 @@ async function counted<T>(fn: (database: Database) => Promise<T>): Promise<{ res
     transaction: (fn2) => base.transaction(fn2),
   };
   try {
-    return { result: await fn(database), dataApi: calls, redis: commands };
+    return { result: await fn(database), dataApi: calls, redis: commands.count };
   } finally {
-    client.sendCommand = send;
+    commands.stop();
   }
 }
 

@@ -7,9 +7,9 @@ import { countPaidOrder, readTop } from '../lib/trending/counts';
 import { minuteOf, spanOf, trendingKeys } from '../lib/trending/keys';
 import { trendingItemsJson } from '../lib/trending/trending';
 import { startRedisServer } from '../tests/support/redis-server';
-import { measure, report, reportLatency, section } from './harness';
+import { countCommands, measure, report, reportLatency, section } from './harness';
 import { measureInterleaved } from './popular-items';
-import { callsOf, commandsSince } from './popular-items-instance';
+import { commandsSince } from './popular-items-instance';
 
 /**
  * Trending on a Redis of the bench's own (INFO commandstats counts this
@@ -58,7 +58,7 @@ async function seed(): Promise<void> {
 
 async function measurePay(client: Redis): Promise<void> {
   const pay = () => payOrder({ userId: 1, items: [{ itemId: 1, quantity: 1 }, { itemId: 2, quantity: 2 }] }, { redis: client, database: db() });
-  const calls = callsOf(client);
+  const calls = countCommands(client);
   await client.config('RESETSTAT');
   const pays = 200;
   for (let i = 0; i < pays; i++) await pay();
