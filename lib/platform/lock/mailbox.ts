@@ -138,6 +138,10 @@ export async function waitForMail(base: RedisClient, mailbox: string, timeoutMs:
 
 /** True once the connection can take the BLPOP at once, false if it cannot within `ms`; rejects if it fails first. */
 function readyWithin(connection: RedisClient, ms: number): Promise<boolean> {
+  // The usual case, a connection used before: no timer and no listener.
+  if (connection.status === 'ready' && !(connection instanceof Cluster && connection.nodes('master').some((node) => node.status === 'wait'))) {
+    return Promise.resolve(true);
+  }
   const ready = connected(connection).then(() => true);
   ready.catch(() => {}); // settled after the timer won: nobody waits for it any more
   let timer: NodeJS.Timeout | undefined;
