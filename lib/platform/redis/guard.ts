@@ -55,8 +55,10 @@ export function guardedSend(owner: Guarded, command: Command, send: () => unknow
   const timedOut = () => {
     if (waiter) owner.readyWaiters.delete(waiter);
     waiter = undefined;
+    const written = sent;
     sent = true; // never sent later: write() sees it
-    const failure = held ?? new CommandTimeoutError(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`);
+    const failure =
+      held ?? new CommandTimeoutError(`Command timed out: ${command.name} got no reply within ${timeoutMs} ms (the command timeout or the request's deadline)`, written);
     // Let a reply already in the socket win (docs/decisions/002-redis-command-guard.md).
     if (holdFailures) setImmediate(() => settle.call(command, failure));
     else settle.call(command, failure);
@@ -103,11 +105,19 @@ export function guardedSend(owner: Guarded, command: Command, send: () => unknow
 const guarded = new WeakSet<Command>();
 
 /**
- * The guard gave up on a command: it was never sent, or it is a deadline
- * script whose cutoff has passed, so it did nothing and never will.
+ * The guard gave up on a command. One never sent did nothing and never
+ * will. One `written` to a connection may have run with its reply lost (a
+ * node killed after running it, its replica promoted with the write); a
+ * deadline script among them will not run later, its cutoff having passed.
  */
 export class CommandTimeoutError extends Error {
   override name = 'CommandTimeoutError';
+  constructor(
+    message: string,
+    readonly written: boolean,
+  ) {
+    super(message);
+  }
 }
 
 /** What ioredis' per-command timer rejects with. */
@@ -148,8 +158,8 @@ export async function resolveUnknown<T>(call: () => Promise<T>, first: unknown):
 /** Less time than this left, a retry could only time out. */
 const MIN_RETRY_MS = 50;
 
-/** Unavailable, but not because the guard gave up (which proves nothing ran). */
+/** Unavailable, and not a command the guard gave up on before sending it (which proves nothing ran). */
 export function outcomeUnknown(error: unknown): boolean {
-  return isUnavailable(error) && !(error instanceof CommandTimeoutError);
+  return isUnavailable(error) && !(error instanceof CommandTimeoutError && !error.written);
 }
 
